@@ -1,0 +1,185 @@
+"""Typed records: enums that parse themselves and frozen dataclasses built from
+validated dictionaries. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Self
+
+from yoi.errors import UsageError
+
+
+class ParseEnum(str, Enum):
+    """A string enum whose ``parse`` lists the valid values on failure."""
+
+    @classmethod
+    def parse(cls, value: str, *, what: str | None = None) -> Self:
+        for member in cls:
+            if member.value == value:
+                return member
+        valid = ", ".join(m.value for m in cls)
+        label = what or cls.__name__
+        raise UsageError(f"unknown {label} '{value}'; valid values: {valid}")
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class State(ParseEnum):
+    PLANNING = "planning"
+    READY = "ready"
+    QUEUED = "queued"
+    INPROGRESS = "inprogress"
+    DONE = "done"
+    BLOCKED = "blocked"
+
+    @property
+    def bucket(self) -> str:
+        return "done" if self is State.DONE else "open"
+
+
+class BlockerKind(ParseEnum):
+    USER_INPUT = "USER_INPUT"
+    EXTERNAL_SYSTEM = "EXTERNAL_SYSTEM"
+    DEPENDENCY_CHANGE = "DEPENDENCY_CHANGE"
+    DESIGN_DECISION = "DESIGN_DECISION"
+    ENVIRONMENT_ACCESS = "ENVIRONMENT_ACCESS"
+
+
+class EventType(ParseEnum):
+    TICKET_READY = "TICKET_READY"
+
+
+class EventReason(ParseEnum):
+    EXECUTED = "EXECUTED"
+    MISSING_TICKET = "MISSING_TICKET"
+    NON_EXECUTABLE_STATUS = "NON_EXECUTABLE_STATUS"
+    BLOCKED = "BLOCKED"
+
+
+class RunnerStatus(ParseEnum):
+    COMPLETED = "COMPLETED"
+    BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    PATCH_APPLY_FAILED = "PATCH_APPLY_FAILED"
+    RUNNER_ERROR = "RUNNER_ERROR"
+
+
+class PauseReason(ParseEnum):
+    RUN_COMPLETE = "RUN_COMPLETE"
+    GATE_FAILED = "GATE_FAILED"
+    BUDGET_EXHAUSTED = "BUDGET_EXHAUSTED"
+    BLOCKED = "BLOCKED"
+    RUNNER_ERROR = "RUNNER_ERROR"
+
+
+class CommentKind(ParseEnum):
+    COMMENT = "comment"
+    DECISION = "decision"
+    PLAN = "plan"
+    REVIEW = "review"
+
+
+class PlanKind(ParseEnum):
+    BEFORE = "before"
+    AFTER = "after"
+    DEPENDS_ON = "depends_on"
+    BLOCKS = "blocks"
+    CONFLICTS_WITH = "conflicts_with"
+    WAITING = "waiting"
+    PLANNED = "planned"
+    ACCEPTED_PLAN = "accepted_plan"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockerRef:
+    blocker_id: str
+    kind: BlockerKind
+    description: str
+    resolved: bool
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BlockerRef:
+        return cls(
+            blocker_id=str(d["blocker_id"]),
+            kind=BlockerKind.parse(str(d["kind"])),
+            description=str(d["description"]),
+            resolved=bool(d["resolved"]),
+        )
+
+
+def _opt_str(d: Mapping[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return None if value is None else str(value)
+
+
+def _strs(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    return tuple(str(v) for v in (d.get(key) or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A validated ticket. ``front`` keeps the full front matter (plain data)."""
+
+    slug: str
+    path: Path  # the ticket directory
+    title: str
+    state: State
+    created_at: str
+    updated_at: str
+    acceptance_criteria: tuple[str, ...] = ()
+    importance: int = 2
+    urgency: int = 2
+    labels: tuple[str, ...] = ()
+    assignee: str | None = None
+    base_ref: str | None = None
+    runner: str | None = None
+    budget_ms: int | None = None
+    context_paths: tuple[str, ...] = ()
+    patch_file: str | None = None
+    blocked_on: tuple[BlockerRef, ...] = ()
+    blocked_reason: str | None = None
+    planning_reason: str | None = None
+    queued_by: str | None = None
+    queued_at: str | None = None
+    branch: str | None = None
+    last_run: str | None = None
+    body: str = ""
+    front: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_front(cls, slug: str, path: Path, front: Mapping[str, Any], body: str) -> Ticket:
+        budget = front.get("budget_ms")
+        return cls(
+            slug=slug,
+            path=path,
+            title=str(front["title"]),
+            state=State.parse(str(front["state"]), what="state"),
+            created_at=str(front["created_at"]),
+            updated_at=str(front["updated_at"]),
+            acceptance_criteria=_strs(front, "acceptance_criteria"),
+            importance=int(front.get("importance", 2)),
+            urgency=int(front.get("urgency", 2)),
+            labels=_strs(front, "labels"),
+            assignee=_opt_str(front, "assignee"),
+            base_ref=_opt_str(front, "base_ref"),
+            runner=_opt_str(front, "runner"),
+            budget_ms=None if budget is None else int(budget),
+            context_paths=_strs(front, "context_paths"),
+            patch_file=_opt_str(front, "patch_file"),
+            blocked_on=tuple(BlockerRef.from_dict(b) for b in front.get("blocked_on") or ()),
+            blocked_reason=_opt_str(front, "blocked_reason"),
+            planning_reason=_opt_str(front, "planning_reason"),
+            queued_by=_opt_str(front, "queued_by"),
+            queued_at=_opt_str(front, "queued_at"),
+            branch=_opt_str(front, "branch"),
+            last_run=_opt_str(front, "last_run"),
+            body=body,
+            front=front,
+        )
+
+    @property
+    def unresolved_blockers(self) -> tuple[BlockerRef, ...]:
+        return tuple(b for b in self.blocked_on if not b.resolved)

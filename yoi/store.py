@@ -1,0 +1,267 @@
+"""The ticket store: paths, the lock, transactions, and reading/validating records.
+
+Every read and write under ``.yoi/`` goes through here. Writes happen only inside
+``Store.transaction()``, which holds the one store lock, rolls forward any interrupted
+commit, and applies its own operations as one journaled commit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yoi import fsio, journal, schema, yamlio
+from yoi.errors import InvalidRecordError, LockTimeoutError, NotFoundError, Problem
+from yoi.model import Ticket
+from yoi.paths import Layout, discover
+from yoi.slug import SlugIndex, is_valid_slug
+from yoi.thread import Entry, parse_thread
+
+BUCKETS = ("open", "done")
+TICKET_FILE = "ticket.md"
+THREAD_FILE = "thread.md"
+MAX_TICKET_BYTES = 256 * 1024
+MAX_THREAD_BYTES = 8 * 1024 * 1024
+MAX_RECORD_BYTES = 20 * 1024 * 1024
+LOCK_TIMEOUT_S = float(os.environ.get("YOI_LOCK_TIMEOUT", "60"))
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "capacity": 1,
+    "base_ref": "HEAD",
+    "branch_prefix": "yoi/",
+    "lease_seconds": 60,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketDoc:
+    """A ticket as loaded for editing: round-trip front matter plus the validated view."""
+
+    ticket: Ticket
+    front: Any  # ruamel CommentedMap (keeps comments and key order)
+    body: str
+
+
+class Store:
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.yoi_dir = layout.yoi_dir
+        self.root = layout.root
+        self.tickets_dir = self.yoi_dir / "tickets"
+        self.runtime_dir = layout.runtime_dir
+        self._lock: Any = None
+        self._config: dict[str, Any] | None = None
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Store:
+        return cls(discover(start))
+
+    # ---- paths -------------------------------------------------------------------
+    def rel(self, path: Path) -> str:
+        """A path as shown to users: relative to the repository root when possible."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def runtime(self, *parts: str) -> Path:
+        path = self.runtime_dir.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def iter_ticket_dirs(self) -> Iterator[tuple[str, str, Path]]:
+        """(bucket, slug, dir) for every ticket directory, open first, sorted by slug."""
+        for bucket in BUCKETS:
+            base = self.tickets_dir / bucket
+            try:
+                names = sorted(os.listdir(base))
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                path = base / name
+                if path.is_dir() and not path.is_symlink():
+                    yield bucket, name, path
+
+    def slug_index(self) -> SlugIndex:
+        return SlugIndex(sorted({slug for _, slug, _ in self.iter_ticket_dirs()}))
+
+    def resolve(self, name: str) -> str:
+        return self.slug_index().resolve(name)
+
+    def ticket_dir(self, slug: str) -> Path:
+        for bucket in BUCKETS:
+            path = self.tickets_dir / bucket / slug
+            if path.is_dir():
+                return path
+        raise NotFoundError(
+            f"no ticket '{slug}'", hint="`yoi ticket list --state all` shows every ticket"
+        )
+
+    # ---- the lock and transactions ------------------------------------------------
+    def lock(self) -> Any:
+        if self._lock is None:
+            from filelock import FileLock
+
+            path = self.runtime("locks") / "store.lock"
+            self._lock = FileLock(str(path), timeout=LOCK_TIMEOUT_S, is_singleton=True)
+        return self._lock
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        from filelock import Timeout
+
+        try:
+            with self.lock():
+                journal.roll_forward(self.runtime("journal"))
+                yield
+        except Timeout as exc:
+            raise LockTimeoutError(
+                f"the store lock is busy after {LOCK_TIMEOUT_S:.0f}s",
+                where=str(self.runtime_dir / "locks" / "store.lock"),
+                hint="another yoi process is writing; retry, or set YOI_LOCK_TIMEOUT",
+            ) from exc
+
+    @contextmanager
+    def transaction(self, fence: Callable[[], None] | None = None) -> Iterator[Transaction]:
+        with self.locked():
+            tx = Transaction(self)
+            yield tx
+            if fence is not None:
+                fence()
+            tx.commit()
+
+    # ---- reading -----------------------------------------------------------------
+    def read_text(self, path: Path, *, limit: int = MAX_RECORD_BYTES) -> str:
+        data = fsio.read_bytes(path, limit=limit)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRecordError(
+                self.rel(path), [Problem(self.rel(path), "", f"not UTF-8 text: {exc.reason}")]
+            ) from exc
+
+    def read_record(self, path: Path, kind: str) -> dict[str, Any]:
+        """Load a YAML record, validate it against its schema, return plain data."""
+        rel = self.rel(path)
+        data = yamlio.load_plain(self.read_text(path), path=rel)
+        schema.check(kind, data, rel)
+        assert isinstance(data, dict)
+        return data
+
+    def config(self) -> dict[str, Any]:
+        if self._config is None:
+            path = self.yoi_dir / "config.yaml"
+            data = self.read_record(path, "config") if path.exists() else {"version": 1}
+            engine = {**CONFIG_DEFAULTS, **(data.get("engine") or {})}
+            self._config = {**data, "engine": engine}
+        return self._config
+
+    def load_ticket(self, slug: str, path: Path | None = None) -> TicketDoc:
+        tdir = path or self.ticket_dir(slug)
+        file = tdir / TICKET_FILE
+        rel = self.rel(file)
+        if not file.exists():
+            raise InvalidRecordError(rel, [Problem(rel, "", "ticket.md is missing")])
+        text = self.read_text(file, limit=MAX_TICKET_BYTES)
+        front_text, body = yamlio.split_front_matter(text, path=rel)
+        front = yamlio.load_rt(front_text, path=rel)
+        plain = yamlio.to_plain(front)
+        schema.check("ticket", plain, rel)
+        if not is_valid_slug(slug):
+            raise InvalidRecordError(rel, [Problem(rel, "", f"'{slug}' is not a valid slug")])
+        return TicketDoc(Ticket.from_front(slug, tdir, plain, body), front, body)
+
+    def read_ticket(self, slug: str) -> Ticket:
+        return self.load_ticket(slug).ticket
+
+    def list_tickets(self) -> tuple[list[Ticket], list[Problem]]:
+        """Every valid ticket, and one problem per ticket that does not load."""
+        tickets: list[Ticket] = []
+        invalid: list[Problem] = []
+        for _bucket, slug, path in self.iter_ticket_dirs():
+            try:
+                tickets.append(self.load_ticket(slug, path).ticket)
+            except InvalidRecordError as exc:
+                first = exc.problems[0] if exc.problems else Problem(exc.path, "", exc.message)
+                invalid.append(Problem(self.rel(path / TICKET_FILE), first.pointer, first.message))
+            except (fsio.SizeLimitError, OSError) as exc:
+                invalid.append(Problem(self.rel(path / TICKET_FILE), "", str(exc)))
+        return tickets, invalid
+
+    def read_thread(self, slug: str, path: Path | None = None) -> list[Entry]:
+        file = (path or self.ticket_dir(slug)) / THREAD_FILE
+        if not file.exists():
+            return []
+        return parse_thread(self.read_text(file, limit=MAX_THREAD_BYTES), path=self.rel(file))
+
+    def record_files(self, tdir: Path, sub: str) -> list[Path]:
+        base = tdir / sub
+        try:
+            names = sorted(os.listdir(base))
+        except FileNotFoundError:
+            return []
+        return [base / n for n in names if n.endswith(".yaml") and not n.startswith(".")]
+
+    def run_dirs(self, tdir: Path) -> list[Path]:
+        base = tdir / "runs"
+        try:
+            names = sorted(os.listdir(base))
+        except FileNotFoundError:
+            return []
+        return [base / n for n in names if not n.startswith(".") and (base / n).is_dir()]
+
+
+class Transaction:
+    """Writes queued under the store lock and committed as one journaled unit."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.ops: list[journal.Op] = []
+        self._pending_text: dict[str, str] = {}
+
+    def _rel(self, path: Path) -> str:
+        return str(path.relative_to(self.store.yoi_dir))
+
+    def write_bytes(self, path: Path, data: bytes, *, create: bool = False) -> bool:
+        rel = self._rel(path)
+        if create and (path.exists() or any(
+            isinstance(o, journal.Write) and o.path == rel for o in self.ops
+        )):
+            return False
+        self.ops.append(journal.Write(rel, data, create))
+        return True
+
+    def write_text(self, path: Path, text: str, *, create: bool = False) -> bool:
+        self._pending_text[self._rel(path)] = text
+        return self.write_bytes(path, text.encode("utf-8"), create=create)
+
+    def write_record(self, path: Path, kind: str, data: dict[str, Any], *,
+                     create: bool = False) -> bool:
+        """Validate ``data`` against its schema, then queue the write."""
+        schema.check(kind, data, self.store.rel(path))
+        return self.write_text(path, yamlio.dump(data), create=create)
+
+    def current_text(self, path: Path) -> str | None:
+        """The file's text as this transaction will leave it (pending writes included)."""
+        rel = self._rel(path)
+        if rel in self._pending_text:
+            return self._pending_text[rel]
+        if not path.exists():
+            return None
+        return self.store.read_text(path, limit=MAX_THREAD_BYTES)
+
+    def move(self, src: Path, dst: Path) -> None:
+        self.ops.append(journal.Move(self._rel(src), self._rel(dst)))
+
+    def remove(self, path: Path) -> None:
+        self.ops.append(journal.Remove(self._rel(path)))
+
+    def commit(self) -> None:
+        ops, self.ops = self.ops, []
+        journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
