@@ -1,25 +1,49 @@
-"""Orchestration plan records (SPEC §6): reading and the dependency checks the queue
-gate and the engine consult. Records never change a ticket's state by themselves."""
+"""Orchestration plan records (SPEC §6): reading, writing, the relations the queue gate
+and the engine consult, and the engine hooks. Records never change a ticket's state by
+themselves: no automatic topological scheduling, no queue reordering.
+
+Validation of new records lives in ``plan_check``, hand edits in ``plan_edit``, the work
+set and the kick rules in ``orchestrate``.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from yoi import clock
 from yoi.errors import YoiError
-from yoi.model import PlanKind, State
-from yoi.store import Store
+from yoi.model import PlanKind, State, Ticket
+from yoi.store import Store, Transaction
+
+if TYPE_CHECKING:
+    from yoi.orchestrate import KickResult
 
 PLAN_DIR = "plan"
+ENGINE_AUTHOR = "engine"
 FINISHING = (State.QUEUED, State.INPROGRESS)  # will finish on their own
 SATISFIED = (State.DONE, *FINISHING)
+RELATION_KINDS = (
+    PlanKind.BEFORE,
+    PlanKind.AFTER,
+    PlanKind.DEPENDS_ON,
+    PlanKind.BLOCKS,
+    PlanKind.CONFLICTS_WITH,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class PlanRecord:
     path: Path
     data: dict[str, Any]
+
+    @property
+    def record_id(self) -> str:
+        return str(self.data["record_id"])
 
     @property
     def kind(self) -> PlanKind:
@@ -34,50 +58,241 @@ class PlanRecord:
         value = self.data.get("related_ticket")
         return None if value is None else str(value)
 
+    @property
+    def note(self) -> str | None:
+        value = self.data.get("note")
+        return None if value is None else str(value)
 
+    @property
+    def at(self) -> str:
+        return str(self.data["at"])
+
+
+# ---- reading ---------------------------------------------------------------------------
 def ticket_records(store: Store, tdir: Path) -> list[PlanRecord]:
+    """The valid plan records in one ticket directory, oldest first. Invalid files are
+    skipped here (``yoi doctor`` reports them)."""
     out = []
     for path in store.record_files(tdir, PLAN_DIR):
         try:
             out.append(PlanRecord(path, store.read_record(path, "plan_record")))
         except YoiError:
-            continue  # doctor reports invalid records
-    return sorted(out, key=lambda r: (str(r.data["at"]), str(r.data["record_id"])))
+            continue
+    return sorted(out, key=lambda r: (when(r.at), r.record_id))
 
 
 def all_records(store: Store) -> list[PlanRecord]:
     out: list[PlanRecord] = []
     for _bucket, _slug, tdir in store.iter_ticket_dirs():
         out.extend(ticket_records(store, tdir))
-    return out
+    return sorted(out, key=lambda r: (when(r.at), r.record_id))
 
 
-def _states(store: Store) -> dict[str, State]:
-    tickets, _invalid = store.list_tickets()
-    return {t.slug: t.state for t in tickets}
+def when(ts: str | None) -> datetime:
+    """A timestamp for comparisons; anything unparsable sorts first."""
+    try:
+        return clock.parse_ts(ts or "")
+    except ValueError:
+        return clock.parse_ts("0001-01-01T00:00:00Z")
 
 
-def prerequisites(records: list[PlanRecord], slug: str) -> list[tuple[str, str]]:
+def since(records: Sequence[PlanRecord], kind: PlanKind, queued_at: str | None) -> list[PlanRecord]:
+    """Records of ``kind`` written at or after ``queued_at`` (all of them when unset)."""
+    start = when(queued_at) if queued_at else None
+    return [r for r in records if r.kind is kind and (start is None or when(r.at) >= start)]
+
+
+# ---- writing ---------------------------------------------------------------------------
+def new_record_id(kind: PlanKind, now: str) -> str:
+    stamp = clock.compact(clock.parse_ts(now))
+    return f"plan-{stamp}-{kind.value.replace('_', '-')}-{secrets.token_hex(3)}"
+
+
+def record_path(ticket_dir: Path, record_id: str) -> Path:
+    return ticket_dir / PLAN_DIR / f"{record_id}.yaml"
+
+
+def write_record(
+    tx: Transaction,
+    ticket_dir: Path,
+    slug: str,
+    kind: PlanKind,
+    *,
+    now: str,
+    by: str,
+    related: str | None = None,
+    note: str | None = None,
+    accepted: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Create one plan record (schema-validated, create-if-absent) and return it."""
+    data: dict[str, Any] = {"record_id": "", "ticket": slug, "kind": kind.value}
+    if related is not None:
+        data["related_ticket"] = related
+    if note is not None:
+        data["note"] = note
+    if accepted is not None:
+        data["accepted_plan"] = dict(accepted)
+    data.update({"author": by, "at": now})
+    while True:
+        data["record_id"] = new_record_id(kind, now)
+        if tx.write_record(
+            record_path(ticket_dir, data["record_id"]), "plan_record", data, create=True
+        ):
+            return data
+
+
+def thread_note(tx: Transaction, ticket: Ticket, record: Mapping[str, Any], text: str) -> None:
+    """Append the `plan` thread entry that says what was recorded."""
+    from yoi.thread import Entry
+    from yoi.tickets import append_entry
+
+    entry = Entry(
+        kind="plan",
+        author=str(record["author"]),
+        at=str(record["at"]),
+        attrs=(("record", str(record["record_id"])),),
+        body=text.rstrip("\n") + "\n",
+    )
+    append_entry(tx, ticket.path, entry, ticket.title)
+
+
+# ---- relations -------------------------------------------------------------------------
+def prerequisites(records: Sequence[PlanRecord], slug: str) -> list[tuple[str, str]]:
     """(other ticket, why) for every ticket that must finish before ``slug`` may start:
     its `depends_on` targets and every ticket with a `blocks` record against it."""
     out = []
     for r in records:
         if r.kind is PlanKind.DEPENDS_ON and r.ticket == slug and r.related:
-            out.append((r.related, "it depends on"))
+            out.append((r.related, "depends on"))
         elif r.kind is PlanKind.BLOCKS and r.related == slug:
-            out.append((r.ticket, "it is blocked by"))
-    return out
+            out.append((r.ticket, "is blocked by"))
+    return _unique(out)
 
 
-def queue_problems(store: Store, slug: str) -> list[str]:
-    """Why ``slug`` may not be queued: a prerequisite that will not finish on its own."""
-    records = all_records(store)
-    states = _states(store)
+def predecessors(records: Sequence[PlanRecord], slug: str) -> list[str]:
+    """Tickets explicitly ordered before ``slug`` (`X before slug` or `slug after X`)."""
+    out = []
+    for r in records:
+        if r.kind is PlanKind.BEFORE and r.related == slug:
+            out.append(r.ticket)
+        elif r.kind is PlanKind.AFTER and r.ticket == slug and r.related:
+            out.append(r.related)
+    return list(dict.fromkeys(out))
+
+
+def conflicting(records: Sequence[PlanRecord], slug: str) -> list[str]:
+    """Tickets in a `conflicts_with` record with ``slug``, either direction."""
+    out = []
+    for r in records:
+        if r.kind is PlanKind.CONFLICTS_WITH and r.related:
+            if r.ticket == slug:
+                out.append(r.related)
+            elif r.related == slug:
+                out.append(r.ticket)
+    return list(dict.fromkeys(out))
+
+
+def _unique(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(pairs))
+
+
+def _states(tickets: Sequence[Ticket]) -> dict[str, State]:
+    return {t.slug: t.state for t in tickets}
+
+
+def _unfinished_prerequisites(
+    records: Sequence[PlanRecord], slug: str, states: Mapping[str, State]
+) -> list[str]:
     problems = []
     for other, why in prerequisites(records, slug):
         state = states.get(other)
         if state is None:
-            problems.append(f"{why} '{other}', which does not exist")
+            problems.append(f"it {why} '{other}', which does not exist")
         elif state not in SATISFIED:
-            problems.append(f"{why} '{other}', which is {state.value}")
+            problems.append(
+                f"it {why} '{other}', which is {state.value} and will not finish on its own"
+            )
     return problems
+
+
+# ---- the queue gate and the engine hooks ---------------------------------------------------
+def queue_problems(store: Store, slug: str) -> list[str]:
+    """Why ``slug`` may not be queued (SPEC §4): a `depends_on` target or a ticket that
+    `blocks` it which is missing or in planning, ready or blocked."""
+    tickets, _invalid = store.list_tickets()
+    return _unfinished_prerequisites(all_records(store), slug, _states(tickets))
+
+
+def blocking_prerequisites(store: Store, ticket: Ticket, *, tickets: Sequence[Ticket]) -> list[str]:
+    """Prerequisites of ``ticket`` that will not finish on their own (planning, ready,
+    blocked) or do not exist, in plain words naming each: the engine's BLOCKED path."""
+    return _unfinished_prerequisites(all_records(store), ticket.slug, _states(tickets))
+
+
+def start_wait_reason(store: Store, ticket: Ticket, *, tickets: Sequence[Ticket]) -> str | None:
+    """Why the queued ``ticket`` must wait before it may start, or None (SPEC §5 step 1)."""
+    return wait_reason(all_records(store), ticket, tickets, store.config()["engine"]["capacity"])
+
+
+def wait_reason(
+    records: Sequence[PlanRecord], ticket: Ticket, tickets: Sequence[Ticket], capacity: int
+) -> str | None:
+    """``start_wait_reason`` on already-loaded records (used by the work set)."""
+    states = _states(tickets)
+    running = [t.slug for t in tickets if t.state is State.INPROGRESS and t.slug != ticket.slug]
+    if len(running) >= capacity:
+        names = ", ".join(f"'{s}'" for s in running)
+        return (
+            f"waits for capacity: {len(running)} ticket(s) already in progress ({names}); "
+            f"engine.capacity is {capacity}"
+        )
+    for other in conflicting(records, ticket.slug):
+        if states.get(other) is State.INPROGRESS:
+            return f"conflicts with '{other}', which is in progress"
+    for other in predecessors(records, ticket.slug):
+        state = states.get(other)
+        if state is not None and state is not State.DONE:
+            return f"waits for '{other}', ordered before it, which is {state.value}"
+    for other, why in prerequisites(records, ticket.slug):
+        state = states.get(other)
+        if state in FINISHING:
+            assert state is not None
+            return f"{why} '{other}', which is {state.value} and will finish on its own"
+    return None
+
+
+def record_waiting(tx: Transaction, store: Store, ticket: Ticket, reason: str, *, now: str) -> None:
+    """Record why ``ticket`` waits, unless its latest `waiting` record since it was queued
+    already says the same."""
+    waits = since(ticket_records(store, ticket.path), PlanKind.WAITING, ticket.queued_at)
+    if waits and waits[-1].note == reason:
+        return
+    record = write_record(
+        tx, ticket.path, ticket.slug, PlanKind.WAITING, now=now, by=ENGINE_AUTHOR, note=reason
+    )
+    thread_note(tx, ticket, record, f"Waiting: {reason}")
+
+
+def record_accepted(
+    tx: Transaction, store: Store, ticket: Ticket, *, summary: str, branch: str, now: str
+) -> None:
+    """The `accepted_plan` record the engine writes when it accepts ``ticket``."""
+    accepted = {"summary": summary, "branch": branch} if branch else {"summary": summary}
+    record = write_record(
+        tx,
+        ticket.path,
+        ticket.slug,
+        PlanKind.ACCEPTED_PLAN,
+        now=now,
+        by=ENGINE_AUTHOR,
+        accepted=accepted,
+    )
+    where = f" on branch `{branch}`" if branch else ""
+    thread_note(tx, ticket, record, f"Accepted plan{where}: {summary}")
+
+
+def kick(store: Store) -> KickResult:
+    """Apply the four kick rules once (SPEC §6); see ``yoi.orchestrate.kick``."""
+    from yoi import orchestrate
+
+    return orchestrate.kick(store)
