@@ -57,18 +57,22 @@ class _Entry:
             raise self.fail(key, "must be a non-empty string")
         return value
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(self, key: str, default: float, *, low: float, high: float) -> float:
         value = self.config.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail(key, f"must be a number >= {minimum:g}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (low <= value <= high)
+        ):
+            raise self.fail(key, f"must be a number from {low:g} to {high:g}")
         return float(value)
 
-    def integer(self, key: str, default: int | None, *, minimum: int = 0) -> int | None:
+    def integer(self, key: str, default: int | None, *, low: int, high: int = 2**62) -> int | None:
         value = self.config.get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"must be an integer >= {minimum}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(key, f"must be an integer from {low} to {high}")
         return value
 
     def strings(self, key: str) -> tuple[str, ...]:
@@ -105,7 +109,7 @@ def make_runner(name: str, config: Mapping[str, Any]) -> Runner:
 
 
 def _budget(entry: _Entry) -> int | None:
-    return entry.integer("budget_ms", None, minimum=1)
+    return entry.integer("budget_ms", None, low=1)
 
 
 def _command(entry: _Entry) -> CommandRunner:
@@ -117,7 +121,7 @@ def _command(entry: _Entry) -> CommandRunner:
         command=command,
         env=entry.string_map("env"),
         pass_env=entry.strings("pass_env"),
-        max_output_bytes=entry.integer("max_output_bytes", DEFAULT_MAX_OUTPUT, minimum=1024)
+        max_output_bytes=entry.integer("max_output_bytes", DEFAULT_MAX_OUTPUT, low=1024)
         or DEFAULT_MAX_OUTPUT,
         budget_ms=_budget(entry),
     )
@@ -133,9 +137,9 @@ def _openai(entry: _Entry) -> OpenAIRunner:
         base_url=base_url,
         model=entry.text("model", required=True) or "",
         api_key_env=entry.text("api_key_env"),
-        timeout_s=entry.number("timeout_s", 120.0, minimum=0.001),
+        timeout_s=entry.number("timeout_s", 120.0, low=0.001, high=86400.0),
         budget_ms=_budget(entry),
-        max_retries=entry.integer("max_retries", 3) or 0,
-        temperature=entry.number("temperature", 0.0),
+        max_retries=entry.integer("max_retries", 3, low=0, high=10) or 0,
+        temperature=entry.number("temperature", 0.0, low=0.0, high=2.0),
         system_prompt=entry.text("system_prompt") or DEFAULT_SYSTEM_PROMPT,
     )
