@@ -1,0 +1,68 @@
+"""UTC timestamps: the one place that reads the clock and spells RFC 3339.
+
+Every timestamp yoi writes is UTC with second precision, ``2026-11-20T10:00:00Z``.
+``YOI_TEST_NOW`` (an RFC 3339 UTC timestamp) pins ``now()`` for deterministic tests.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+
+from yoi.errors import UsageError
+
+TEST_NOW_ENV = "YOI_TEST_NOW"
+
+_TS_RE = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.(?P<frac>[0-9]{1,6}))?Z"
+)
+
+
+def now() -> datetime:
+    """The current UTC time, microseconds dropped (or ``$YOI_TEST_NOW`` when set)."""
+    pinned = os.environ.get(TEST_NOW_ENV)
+    if pinned:
+        try:
+            return parse_ts(pinned).replace(microsecond=0)
+        except ValueError as exc:
+            raise UsageError(
+                f"{TEST_NOW_ENV} is not a timestamp: {exc}",
+                hint="use the form 2026-11-20T10:00:00Z",
+            ) from None
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _utc(dt: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def format_ts(dt: datetime) -> str:
+    """``2026-11-20T10:00:00Z`` (UTC, whole seconds)."""
+    return _utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compact(dt: datetime) -> str:
+    """``20261120100000``: the timestamp part of slugs and record ids."""
+    return _utc(dt).strftime("%Y%m%d%H%M%S")
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` into an aware UTC datetime.
+
+    Raises ``ValueError`` naming the expected form for anything else (other offsets,
+    a missing ``Z``, lowercase ``t``/``z``, out-of-range fields).
+    """
+    match = _TS_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 UTC timestamp like 2026-11-20T10:00:00Z")
+    frac = (match["frac"] or "").ljust(6, "0")
+    try:
+        parsed = datetime.strptime(f"{match['date']} {match['time']}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        raise ValueError(f"{text!r} is not a valid date and time") from None
+    return parsed.replace(microsecond=int(frac or "0"), tzinfo=UTC)
