@@ -143,17 +143,28 @@ def write_record(
 
 def thread_note(tx: Transaction, ticket: Ticket, record: Mapping[str, Any], text: str) -> None:
     """Append the `plan` thread entry that says what was recorded."""
+    thread_entry(
+        tx, ticket.path, ticket.title, record, text, by=str(record["author"]), at=str(record["at"])
+    )
+
+
+def thread_entry(
+    tx: Transaction,
+    tdir: Path,
+    title: str,
+    record: Mapping[str, Any],
+    text: str,
+    *,
+    by: str,
+    at: str,
+) -> None:
+    """Append a `plan` entry about ``record`` to the thread in ``tdir``."""
     from yoi.thread import Entry
     from yoi.tickets import append_entry
 
-    entry = Entry(
-        kind="plan",
-        author=str(record["author"]),
-        at=str(record["at"]),
-        attrs=(("record", str(record["record_id"])),),
-        body=text.rstrip("\n") + "\n",
-    )
-    append_entry(tx, ticket.path, entry, ticket.title)
+    attrs = (("record", str(record["record_id"])),)
+    entry = Entry(kind="plan", author=by, at=at, attrs=attrs, body=text.rstrip("\n") + "\n")
+    append_entry(tx, tdir, entry, title)
 
 
 # ---- relations -------------------------------------------------------------------------
