@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import git, init_repo
 
+ROOT = Path(__file__).resolve().parents[1]
+
 _ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_AUTHOR_NAME": "Ada Tester",
@@ -31,6 +33,8 @@ def hermetic(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     for key, value in _ENV.items():
         monkeypatch.setenv(key, value)
+    # Subprocesses (`python -m yoi`, hooks, engines) import this checkout.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
     for key in list(os.environ):
         if key.startswith("GIT_") and key not in _ENV:
             monkeypatch.delenv(key)

@@ -1,0 +1,138 @@
+"""The store: discovery, the journal (crash in the middle of a multi-file commit), and
+refusing symlinks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import git
+from yoi import journal
+from yoi.errors import NotFoundError, UsageError
+from yoi.paths import discover
+from yoi.store import Store
+
+
+def test_discovery_from_a_subdirectory(store_repo: Path) -> None:
+    sub = store_repo / "src"
+    layout = discover(sub)
+    assert layout.yoi_dir == store_repo / ".yoi"
+    assert layout.common_dir == store_repo / ".git"
+    assert layout.runtime_dir == store_repo / ".git" / "yoi"
+
+
+def test_discovery_from_a_linked_worktree_shares_the_runtime_dir(store_repo: Path,
+                                                                 tmp_path: Path) -> None:
+    wt = tmp_path / "wt"
+    git(store_repo, "worktree", "add", "-q", str(wt), "-b", "side")
+    layout = discover(wt / "src")
+    assert layout.worktree == wt
+    assert layout.yoi_dir == wt / ".yoi"  # the worktree's own committed store
+    assert layout.common_dir == store_repo / ".git"
+    assert layout.runtime_dir == store_repo / ".git" / "yoi"
+
+
+def test_linked_worktree_without_store_uses_the_main_one(repo: Path, tmp_path: Path) -> None:
+    wt = tmp_path / "wt2"
+    git(repo, "worktree", "add", "-q", str(wt), "-b", "side2")
+    (repo / ".yoi").mkdir()  # untracked store in the main worktree only
+    layout = discover(wt)
+    assert layout.yoi_dir == repo / ".yoi"
+
+
+def test_outside_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="not inside a git repository"):
+        discover(tmp_path)
+
+
+def test_repository_without_store_hints_init(repo: Path) -> None:
+    with pytest.raises(NotFoundError) as info:
+        discover(repo)
+    assert info.value.hint and "yoi init" in info.value.hint
+
+
+def test_transaction_commits_all_files(store_repo: Path) -> None:
+    store = Store.discover(store_repo)
+    a = store.yoi_dir / "tickets" / "open" / "x" / "a.txt"
+    b = store.yoi_dir / "tickets" / "open" / "x" / "b.txt"
+    with store.transaction() as tx:
+        tx.write_text(a, "A\n")
+        tx.write_text(b, "B\n")
+    assert a.read_text() == "A\n" and b.read_text() == "B\n"
+    assert journal.pending(store.runtime_dir / "journal") == []
+
+
+def test_create_if_absent_never_overwrites(store_repo: Path) -> None:
+    store = Store.discover(store_repo)
+    path = store.yoi_dir / "tickets" / "open" / "x" / "c.txt"
+    with store.transaction() as tx:
+        assert tx.write_text(path, "first\n", create=True)
+    with store.transaction() as tx:
+        assert not tx.write_text(path, "second\n", create=True)
+    assert path.read_text() == "first\n"
+
+
+CRASHER = """
+import sys
+from pathlib import Path
+from yoi.store import Store
+store = Store.discover(Path(sys.argv[1]))
+base = store.yoi_dir / "tickets" / "open" / "t"
+with store.transaction() as tx:
+    tx.write_text(base / "one.txt", "1\\n")
+    tx.write_text(base / "two.txt", "2\\n")
+    tx.move(base, store.yoi_dir / "tickets" / "done" / "t")
+"""
+
+
+@pytest.mark.parametrize("point", ["txn.journal", "txn.op0", "txn.op1"])
+def test_crash_mid_commit_is_rolled_forward(store_repo: Path, point: str) -> None:
+    env = {**os.environ, "YOI_TEST_CRASH_AT": point,
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-c", CRASHER, str(store_repo)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 137, proc.stderr
+    store = Store.discover(store_repo)
+    assert len(journal.pending(store.runtime_dir / "journal")) == 1
+    with store.transaction():
+        pass  # the next lock holder completes the interrupted commit
+    done = store.yoi_dir / "tickets" / "done" / "t"
+    assert (done / "one.txt").read_text() == "1\n"
+    assert (done / "two.txt").read_text() == "2\n"
+    assert not (store.yoi_dir / "tickets" / "open" / "t").exists()
+    assert journal.pending(store.runtime_dir / "journal") == []
+
+
+def test_roll_forward_twice_is_harmless(store_repo: Path) -> None:
+    store = Store.discover(store_repo)
+    ops: list[journal.Op] = [
+        journal.Write("tickets/open/q/f.txt", b"x\n"),
+        journal.Move("tickets/open/q", "tickets/done/q"),
+    ]
+    journal.apply_ops(store.yoi_dir, ops)
+    journal.apply_ops(store.yoi_dir, ops)  # replay: resumes after the completed move
+    assert (store.yoi_dir / "tickets" / "done" / "q" / "f.txt").read_text() == "x\n"
+    assert not (store.yoi_dir / "tickets" / "open" / "q").exists()
+
+
+def test_writing_through_a_symlinked_directory_is_refused(store_repo: Path,
+                                                          tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (store_repo / ".yoi" / "tickets" / "open" / "evil").symlink_to(outside)
+    store = Store.discover(store_repo)
+    with pytest.raises(UsageError, match="symlink"), store.transaction() as tx:
+        tx.write_text(store.yoi_dir / "tickets" / "open" / "evil" / "x.txt", "pwned")
+    assert list(outside.iterdir()) == []
+
+
+def test_symlinked_store_is_refused(repo: Path, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (repo / ".yoi").symlink_to(real)
+    with pytest.raises(UsageError, match="symlink"):
+        discover(repo)
