@@ -327,3 +327,17 @@ def test_chatter_before_a_diff_is_dropped(chatter: list[str]) -> None:
     prefix = "".join(line + "\n" for line in lines).encode()
     assert diffextract.extract_diff(prefix + DIFF) == DIFF
     assert diffextract.extract_diff(prefix) == b""
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "os.mkdir(os.environ['YOI_PATCH_OUT'])",
+        "os.symlink('/etc/hostname', os.environ['YOI_PATCH_OUT'])",
+    ],
+)
+def test_patch_out_must_be_a_regular_file(repo: Path, tmp_path: Path, make: str) -> None:
+    wt = _worktree(repo, tmp_path)
+    cand = _runner(_script(tmp_path, make + "\n")).produce(_request(tmp_path, wt))
+    assert cand.status is CandidateStatus.RUNNER_ERROR
+    assert "YOI_PATCH_OUT" in cand.notes

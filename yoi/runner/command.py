@@ -184,14 +184,17 @@ def _read_patch_out(path: Path) -> bytes | None:
             f"YOI_PATCH_OUT could not be read ({exc.strerror}); it must be a "
             "regular file, not a symlink"
         ) from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _Refused("YOI_PATCH_OUT is not a regular file")
-        data = handle.read(MAX_PATCH_BYTES + 1) if info.st_size <= MAX_PATCH_BYTES else b""
-        if len(data) > MAX_PATCH_BYTES or info.st_size > MAX_PATCH_BYTES:
-            raise _Refused(f"YOI_PATCH_OUT is larger than {MAX_PATCH_BYTES} bytes")
-        return data
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_PATCH_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PATCH_BYTES:
+        raise _Refused(f"YOI_PATCH_OUT is larger than {MAX_PATCH_BYTES} bytes")
+    return data
 
 
 def _describe_exit(code: int | None) -> str:

@@ -72,11 +72,13 @@ def read_patch(path: Path) -> bytes:
         raise _Refused("file not found") from None
     except OSError as exc:
         raise _Refused(f"cannot be read ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise _Refused("not a regular file")
-        data = handle.read(MAX_PATCH_BYTES + 1)
+        with open(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_PATCH_BYTES + 1)
+    finally:
+        os.close(fd)
     if len(data) > MAX_PATCH_BYTES:
         raise _Refused(f"larger than {MAX_PATCH_BYTES} bytes")
     return data
