@@ -145,20 +145,18 @@ def _event_problem(t: Ticket) -> str | None:
 
 
 def work_set(snap: Snapshot) -> WorkSet:
+    """The work set, with the reason each planned queued ticket does not start (None:
+    it starts, or its pending TICKET_READY will start it)."""
+    queued = snap.queued()
+    _start, holds = _starts(snap, queued)
+    reasons = {w.slug: w.reason for w in holds}
     new, planned = [], []
-    for t in snap.queued():
+    for t in queued:
         if snap.is_planned(t):
-            planned.append(Waiting(t.slug, _live_reason(snap, t)))
+            planned.append(Waiting(t.slug, reasons.get(t.slug)))
         else:
             new.append(t.slug)
     return WorkSet(tuple(new), tuple(planned), tuple(snap.inprogress()))
-
-
-def _live_reason(snap: Snapshot, t: Ticket) -> str | None:
-    reason = hold_reason(snap, t)
-    if reason is None and t.slug not in snap.pending:
-        return _event_problem(t)
-    return reason
 
 
 # ---- the rules -----------------------------------------------------------------------------
@@ -191,7 +189,7 @@ def _starts(snap: Snapshot, queued: Sequence[Ticket]) -> tuple[tuple[str, ...], 
     by_slug = {t.slug: t for t in queued}
     free = [s for s in order if hold_reason(snap, by_slug[s]) is None]
     going = [s for s in free if s in snap.pending]
-    slots = max(snap.capacity - len(going), 0)
+    slots = max(snap.capacity - len(snap.inprogress()) - len(going), 0)
     start: list[str] = []
     holds: list[Waiting] = []
     for slug in order:
