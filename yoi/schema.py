@@ -4,14 +4,13 @@ One schema per record kind ships in ``yoi/schemas/<kind>.schema.json`` (the publ
 is ``schemas/`` at the repository root). ``validate`` reports every problem with a JSON
 pointer and a short message; ``check`` raises ``InvalidRecordError`` instead.
 
-jsonschema is imported lazily, inside functions: importing this module stays cheap.
+jsonschema (and other modules only needed on errors) are imported inside functions:
+importing this module stays cheap.
 Validators are compiled once per process and kept.
 """
 
 from __future__ import annotations
 
-import datetime
-import difflib
 import functools
 import json
 import math
@@ -184,6 +183,8 @@ def _foreign(data: object) -> tuple[list[_Raw], object]:
 
 
 def _foreign_message(value: object) -> str:
+    import datetime
+
     if isinstance(value, datetime.date | datetime.time):
         return "a date/time object is not valid here: write timestamps as quoted strings"
     return f"a {type(value).__name__} is not valid record data"
@@ -219,6 +220,8 @@ def _expand(error: ValidationError) -> list[_Raw]:
 
 
 def _unknown_keys(error: ValidationError) -> list[_Raw]:
+    import difflib
+
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     known = list(schema.get("properties", {}))
     patterns = list(schema.get("patternProperties", {}))
