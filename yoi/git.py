@@ -1,0 +1,550 @@
+"""Small typed operations over pygit2 (the only module that imports it).
+
+Facts this module relies on are measured in ``notes/reliability.md``:
+
+* Ref moves are compare-and-swap under a ref transaction (lock, re-read, set), never
+  ``references.create(force=...)`` as an existence check.
+* Patches are applied to the INDEX of a private, detached linked worktree, never to a
+  work tree and never through the user's ``Repository`` object.
+* Diffs are produced in a throwaway bare "diff repository" that borrows the user's object
+  store as an alternate, so the user's ``diff.noprefix``, ``diff.mnemonicPrefix``,
+  ``core.abbrev``, ``diff.renames`` and work-tree ``.gitattributes`` cannot change them.
+
+libgit2 runs no hooks, no ``core.fsmonitor`` and no external filter drivers
+(``filter.<x>.smudge``/``clean`` commands are never executed). When a private worktree
+is checked out it does apply the *built-in* filters selected by the user's config and
+``.gitattributes``: ``core.autocrlf``/``text``/``eol`` (CRLF conversion) and ``ident``.
+Reading the tree back (``workdir_diff``) applies the inverse conversion, so blobs match
+what ``git add`` would store. git-lfs files appear as their pointer files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pygit2
+from pygit2.enums import ApplyLocation, DiffFind, DiffOption, ObjectType
+
+from yoi.errors import ConflictError, GitError, PatchError, YoiError
+from yoi.patching import FileChange, NormalizedDiff
+
+__all__ = [
+    "FileChange",
+    "NormalizedDiff",
+    "PrivateWorktree",
+    "Repo",
+    "WorktreeInfo",
+    "check_ref_name",
+]
+
+_T = TypeVar("_T")
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_SLUG_PART = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_WT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_STRICT_NAMESPACES = ("refs/heads/yoi/", "refs/yoi/")
+_TREE_MODE = 0o040000
+_LINK_MODE = 0o120000
+_GITLINK_MODE = 0o160000
+_DIFF_CONFIG = {
+    "diff.noprefix": False,
+    "diff.mnemonicPrefix": False,
+    "diff.context": 3,
+    "diff.renames": False,
+    "core.abbrev": 7,
+    "core.quotePath": True,
+}
+
+
+@contextmanager
+def _git_errors(action: str) -> Iterator[None]:
+    """Turn pygit2/libgit2 failures into ``GitError`` naming the action."""
+    try:
+        yield
+    except YoiError:
+        raise
+    except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
+        reason = exc.args[0] if exc.args else type(exc).__name__
+        raise GitError(f"{action}: {reason}") from exc
+
+
+def _oid(value: str, what: str) -> pygit2.Oid:
+    if not isinstance(value, str) or not _HEX40.fullmatch(value):
+        raise GitError(f"{what} must be a full 40-hex object id, got {value!r}")
+    return pygit2.Oid(hex=value)
+
+
+def check_ref_name(name: str) -> str:
+    """Validate a full ref name; yoi's namespaces get a strict lowercase slug rule."""
+    if not name.startswith("refs/") or not pygit2.reference_is_valid_name(name):
+        raise GitError(f"invalid ref name '{name}'")
+    for prefix in _STRICT_NAMESPACES:
+        if name.startswith(prefix):
+            parts = name[len(prefix) :].split("/")
+            bad = [p for p in parts if not _SLUG_PART.fullmatch(p) or p.endswith(".lock")]
+            if bad or ".." in name:
+                raise GitError(
+                    f"invalid ref name '{name}': components under {prefix} must match "
+                    f"[a-z0-9][a-z0-9._-]* (lowercase)"
+                )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class WorktreeInfo:
+    name: str
+    path: Path
+    prunable: bool
+
+
+class Repo:
+    """A git repository (work tree or bare) opened with pygit2."""
+
+    def __init__(self, repo: pygit2.Repository):
+        self._repo = repo
+        self._differ: _DiffRepo | None = None
+
+    @classmethod
+    def open(cls, path: Path | str) -> Repo:
+        """Discover the repository containing ``path`` (a work tree, linked worktree or bare)."""
+        with _git_errors(f"cannot open a git repository at {path}"):
+            found = pygit2.discover_repository(str(path))
+            if found is None:
+                raise GitError(f"not a git repository: {path}")
+            return cls(pygit2.Repository(found))
+
+    @property
+    def workdir(self) -> Path | None:
+        return Path(self._repo.workdir) if self._repo.workdir else None
+
+    @property
+    def git_dir(self) -> Path:
+        return Path(str(self._repo.path))
+
+    @property
+    def common_dir(self) -> Path:
+        """The git common dir, shared by every linked worktree of the repository."""
+        marker = self.git_dir / "commondir"
+        if marker.is_file():
+            return (self.git_dir / marker.read_text().strip()).resolve()
+        return self.git_dir.resolve()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def resolve_commit(self, ref: str) -> str:
+        """Full id of the commit that ``ref`` (any revision) peels to."""
+        try:
+            obj = self._repo.revparse_single(ref)
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            raise GitError(f"unknown ref '{ref}'") from exc
+        with _git_errors(f"'{ref}' does not name a commit"):
+            return str(obj.peel(pygit2.Commit).id)
+
+    def ref_target(self, name: str) -> str | None:
+        """The commit a ref points to (symbolic refs followed), or None if absent."""
+        with _git_errors(f"cannot read ref '{name}'"):
+            ref = self._repo.references.get(name)
+            if ref is None:
+                return None
+            try:
+                return str(ref.resolve().target)
+            except KeyError:  # symbolic ref to an unborn branch
+                return None
+
+    def is_ancestor(self, a: str, b: str) -> bool:
+        """True if commit ``a`` is ``b`` or one of its ancestors."""
+        oid_a, oid_b = _oid(a, "commit"), _oid(b, "commit")
+        with _git_errors(f"cannot compare {a[:12]} and {b[:12]}"):
+            return oid_a == oid_b or self._repo.descendant_of(oid_b, oid_a)
+
+    def tree_of(self, commit: str) -> str:
+        return str(self._tree(commit).id)
+
+    def tree_entries(self, tree: str) -> Iterator[tuple[str, int, str]]:
+        """Every non-tree entry (blob, symlink, gitlink) as (path, mode, id), depth first."""
+        stack: list[tuple[str, pygit2.Tree]] = [("", self._tree(tree))]
+        while stack:
+            prefix, node = stack.pop()
+            for entry in node:
+                path = f"{prefix}{entry.name}"
+                if entry.filemode == _TREE_MODE:
+                    stack.append((path + "/", self._lookup(str(entry.id), pygit2.Tree)))
+                else:
+                    yield path, int(entry.filemode), str(entry.id)
+
+    def tracked_files(self, commit: str) -> list[str]:
+        """Paths of the blobs (files and symlinks) in the commit's tree, sorted."""
+        return sorted(p for p, mode, _ in self.tree_entries(commit) if mode != _GITLINK_MODE)
+
+    def blob_id_for(self, commit: str, path: str) -> str | None:
+        entry = self._entry(commit, path)
+        return None if entry is None else str(entry.id)
+
+    def read_blob(self, commit: str, path: str) -> bytes | None:
+        entry = self._entry(commit, path)
+        if entry is None:
+            return None
+        return self._lookup(str(entry.id), pygit2.Blob).data
+
+    def _entry(self, commit: str, path: str) -> pygit2.Object | None:
+        tree = self._tree(commit)
+        try:
+            entry = tree[path]
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+        return entry if entry.type == ObjectType.BLOB else None
+
+    def _tree(self, rev: str) -> pygit2.Tree:
+        with _git_errors(f"'{rev}' does not name a tree"):
+            obj = self._repo.revparse_single(rev) if not _HEX40.fullmatch(rev) else None
+            if obj is None:
+                obj = self._repo[_oid(rev, "tree")]
+            return obj.peel(pygit2.Tree)
+
+    def _lookup(self, hex_id: str, kind: type[_T]) -> _T:
+        with _git_errors(f"object {hex_id[:12]} is not a {kind.__name__.lower()}"):
+            obj = self._repo[_oid(hex_id, "object id")]
+            if not isinstance(obj, kind):
+                raise GitError(f"object {hex_id[:12]} is not a {kind.__name__.lower()}")
+            return obj
+
+    # -- refs (compare-and-swap only) --------------------------------------------------
+
+    def update_ref(self, name: str, new: str, *, expected_old: str | None, message: str) -> None:
+        """Move ``name`` to ``new`` only if it currently points to ``expected_old``.
+
+        ``expected_old=None`` means the ref must not exist (create-if-absent). The check
+        runs under libgit2's ref lock (transaction: lock, re-read, set), so concurrent
+        writers get exactly one winner; the others get ``ConflictError``.
+        """
+        check_ref_name(name)
+        new_oid = _oid(new, "new ref target")
+        if expected_old is not None:
+            _oid(expected_old, "expected old ref target")
+        with _git_errors(f"cannot update ref '{name}'"):
+            self._lookup(new, pygit2.Commit)
+            with self._repo.transaction() as txn:
+                self._lock_and_compare(txn, name, expected_old)
+                txn.set_target(name, new_oid, signature=_reflog_signature(), message=message)
+
+    def delete_ref(self, name: str, *, expected_old: str) -> None:
+        """Delete ``name`` only if it currently points to ``expected_old``."""
+        check_ref_name(name)
+        _oid(expected_old, "expected old ref target")
+        with _git_errors(f"cannot delete ref '{name}'"), self._repo.transaction() as txn:
+            self._lock_and_compare(txn, name, expected_old)
+            txn.remove(name)
+
+    def _lock_and_compare(
+        self, txn: pygit2.ReferenceTransaction, name: str, expected_old: str | None
+    ) -> None:
+        try:
+            txn.lock_ref(name)
+        except (pygit2.GitError, OSError) as exc:
+            if "lock" not in str(exc):
+                raise
+            raise ConflictError(
+                f"ref '{name}' is being updated by another writer",
+                hint=f"retry; a stale '{name}.lock' left by a killed process must be removed",
+            ) from exc
+        ref = self._repo.references.get(name)
+        if ref is not None and not isinstance(ref.target, pygit2.Oid):
+            raise GitError(f"ref '{name}' is symbolic; yoi only moves direct refs")
+        current = None if ref is None else str(ref.target)
+        if current != expected_old:
+            want = "to be absent" if expected_old is None else f"at {expected_old[:12]}"
+            found = "it is absent" if current is None else f"it is at {current[:12]}"
+            raise ConflictError(f"ref '{name}' moved: expected it {want}, but {found}")
+
+    # -- commits -------------------------------------------------------------------------
+
+    def commit_tree(
+        self,
+        tree: str,
+        parents: list[str],
+        message: str,
+        *,
+        author_name: str,
+        author_email: str,
+        when: int | None = None,
+    ) -> str:
+        """Create a commit object (author = committer) without moving any ref."""
+        tree_oid = _oid(tree, "tree")
+        parent_oids = [_oid(p, "parent commit") for p in parents]
+        stamp = int(time.time()) if when is None else int(when)
+        with _git_errors("cannot create commit"):
+            self._lookup(tree, pygit2.Tree)
+            for parent in parents:
+                self._lookup(parent, pygit2.Commit)
+            sig = pygit2.Signature(author_name, author_email, stamp, 0)
+            return str(self._repo.create_commit(None, sig, sig, message, tree_oid, parent_oids))
+
+    def commit_on_ref(
+        self,
+        ref: str,
+        tree: str,
+        parent: str,
+        message: str,
+        *,
+        author_name: str,
+        author_email: str,
+        when: int | None = None,
+        create: bool = False,
+    ) -> str:
+        """Commit ``tree`` on top of ``parent`` and move ``ref`` to it (compare-and-swap).
+
+        The ref must currently point to ``parent``; with ``create=True`` it must not
+        exist instead. Raises ``ConflictError`` when it moved; the commit object is then
+        left unreferenced (harmless, collected by ``git gc``).
+        """
+        commit = self.commit_tree(
+            tree, [parent], message, author_name=author_name, author_email=author_email, when=when
+        )
+        first_line = message.strip().splitlines()[0] if message.strip() else "commit"
+        old = None if create else parent
+        self.update_ref(ref, commit, expected_old=old, message=f"yoi: {first_line}")
+        return commit
+
+    # -- private worktrees ---------------------------------------------------------------
+
+    def add_private_worktree(self, base_commit: str, path: Path, name: str) -> PrivateWorktree:
+        """A linked worktree at ``path``, DETACHED at ``base_commit``, files checked out.
+
+        ``path`` must not exist (its parents are created). The worktree's admin dir is
+        ``<common>/worktrees/<name>``; no branch stays checked out (a temporary branch
+        ``yoi-tmp/<name>`` exists only while libgit2 creates it), so the user can still
+        delete or move any branch.
+        """
+        if not _WT_NAME.fullmatch(name):
+            raise GitError(f"invalid worktree name '{name}': use [a-z0-9][a-z0-9._-]*")
+        path = Path(path).absolute()
+        if path.exists() or path.is_symlink():
+            raise GitError(f"cannot create private worktree: {path} already exists")
+        base = self._lookup(base_commit, pygit2.Commit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp_branch = f"yoi-tmp/{name}"
+        with _git_errors(f"cannot create private worktree '{name}' at {path}"):
+            branch = self._repo.create_branch(temp_branch, base, True)
+            try:
+                self._repo.add_worktree(name, str(path), branch)
+                pygit2.Repository(str(path)).set_head(base.id)
+            except BaseException:
+                if name in self._repo.list_worktrees():
+                    self.remove_private_worktree(name)
+                raise
+            finally:
+                if self._repo.branches.local.get(temp_branch) is not None:
+                    self._repo.branches.local.delete(temp_branch)
+        return PrivateWorktree(self, name, path, base_commit)
+
+    def remove_private_worktree(self, name: str) -> bool:
+        """Delete the worktree's directory and its admin dir. False if it did not exist."""
+        with _git_errors(f"cannot remove private worktree '{name}'"):
+            if name not in self._repo.list_worktrees():
+                return False
+            worktree = self._repo.lookup_worktree(name)
+            path = Path(worktree.path)
+            if path.is_symlink():
+                raise GitError(f"refusing to delete {path}: it is a symlink")
+            if path.exists():
+                shutil.rmtree(path)
+            worktree.prune(True)
+            return True
+
+    def list_private_worktrees(self, prefix: str) -> list[WorktreeInfo]:
+        """Linked worktrees whose name starts with ``prefix`` (for a janitor)."""
+        with _git_errors("cannot list worktrees"):
+            found = []
+            for name in sorted(self._repo.list_worktrees()):
+                if name.startswith(prefix):
+                    worktree = self._repo.lookup_worktree(name)
+                    found.append(WorktreeInfo(name, Path(worktree.path), worktree.is_prunable))
+            return found
+
+    @contextmanager
+    def private_worktree(
+        self, base_commit: str, path: Path, name: str
+    ) -> Iterator[PrivateWorktree]:
+        """``add_private_worktree`` that is always removed on exit."""
+        worktree = self.add_private_worktree(base_commit, path, name)
+        try:
+            yield worktree
+        finally:
+            self.remove_private_worktree(name)
+
+    # -- diffs ---------------------------------------------------------------------------
+
+    def diff_trees(self, base_tree: str, new_tree: str) -> NormalizedDiff:
+        """The normalized diff between two trees (or commits), independent of user config."""
+        if self._differ is None:
+            self._differ = _DiffRepo(self.common_dir / "objects")
+        return self._differ.diff(base_tree, new_tree)
+
+
+def _reflog_signature() -> pygit2.Signature:
+    return pygit2.Signature("yoi", "yoi@localhost", int(time.time()), 0)
+
+
+class PrivateWorktree:
+    """A private detached worktree: the runner edits its files, yoi applies to its INDEX."""
+
+    def __init__(self, owner: Repo, name: str, path: Path, base_commit: str):
+        self.name = name
+        self.path = path
+        self.base_commit = base_commit
+        self._owner = owner
+        with _git_errors(f"cannot open private worktree {path}"):
+            self._repo = pygit2.Repository(str(path))
+        self._admin_dir = str(self._repo.path)
+
+    def apply_to_index(self, patch: bytes) -> str:
+        """Apply a git-style patch to this worktree's index; return the resulting tree id.
+
+        All or nothing (libgit2 checks every file first). Files on disk are not touched.
+        Applying twice stacks: call ``reset_index`` to start again from the base.
+        """
+        if not patch.strip():
+            raise PatchError("the patch is empty")
+        try:
+            diff = pygit2.Diff.parse_diff(patch)
+        except (pygit2.GitError, KeyError, ValueError) as exc:
+            raise PatchError(f"the patch does not parse: {_reason(exc)}") from exc
+        if len(diff) == 0:
+            raise PatchError("the patch contains no file changes")
+        try:
+            self._repo.applies(diff, ApplyLocation.INDEX, raise_error=True)
+            self._repo.apply(diff, ApplyLocation.INDEX)
+        except (pygit2.GitError, ValueError, OSError) as exc:
+            raise PatchError(
+                f"the patch does not apply to {self.base_commit[:12]}: {_reason(exc)}"
+            ) from exc
+        with _git_errors("cannot write the result tree"):
+            return str(self._repo.index.write_tree())
+
+    def reset_index(self) -> None:
+        """Reset this worktree's index to the base tree (disk files untouched)."""
+        with _git_errors("cannot reset the private index"):
+            self._repo.index.read_tree(self._owner.tree_of(self.base_commit))
+            self._repo.index.write()
+
+    def workdir_tree(self) -> str:
+        """Tree id of the files on disk as ``git add -A`` would stage them (nothing written
+        to any index file; .gitignore'd untracked files are left out)."""
+        with _git_errors(f"cannot read the files of {self.path}"):
+            repo = pygit2.Repository(self._admin_dir)  # not via <path>/.git: runner-writable
+            index = repo.index
+            index.read_tree(self._owner.tree_of(self.base_commit))
+            index.add_all()
+            return str(index.write_tree())
+
+    def workdir_diff(self) -> bytes:
+        """Binary-capable patch of every change on disk vs the base commit (edits, new
+        untracked files, deletions, mode changes), re-appliable with ``apply_to_index``."""
+        base = self._owner.tree_of(self.base_commit)
+        return self._owner.diff_trees(base, self.workdir_tree()).patch
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+class _DiffRepo:
+    """A throwaway bare repository that reads the user's objects through an alternate,
+    with its own config, so the diff text never depends on the user's settings."""
+
+    def __init__(self, objects_dir: Path):
+        self._tmp = tempfile.TemporaryDirectory(prefix="yoi-diff-")
+        root = Path(self._tmp.name)
+        (root / "noattributes").write_bytes(b"")
+        with _git_errors("cannot prepare the diff repository"):
+            pygit2.init_repository(str(root / "diff.git"), bare=True)
+            repo = pygit2.Repository(str(root / "diff.git"))
+            for key, value in _DIFF_CONFIG.items():
+                repo.config[key] = value
+            repo.config["core.attributesFile"] = str(root / "noattributes")
+            self._repo = pygit2.Repository(str(root / "diff.git"))
+            self._repo.odb.add_disk_alternate(str(objects_dir))
+
+    def diff(self, base_tree: str, new_tree: str) -> NormalizedDiff:
+        with _git_errors(f"cannot diff {base_tree[:12]}..{new_tree[:12]}"):
+            old, new = self._tree(base_tree), self._tree(new_tree)
+            diff = old.diff_to_tree(
+                new, flags=DiffOption.SHOW_BINARY, context_lines=3, interhunk_lines=0
+            )
+            diff.find_similar(flags=DiffFind.FIND_RENAMES, rename_threshold=50)
+            patches = [p for p in diff if p is not None]
+        identity = hashlib.sha256(f"yoi-diff-v1\n{old.id}\n{new.id}\n".encode())
+        for patch in patches:
+            identity.update(_without_binary_payload(patch))
+        return NormalizedDiff(
+            base_tree=str(old.id),
+            new_tree=str(new.id),
+            patch=b"".join(p.data for p in patches),
+            files=tuple(_merge_typechanges([_file_change(p) for p in patches])),
+            identity=identity.hexdigest(),
+        )
+
+    def _tree(self, hex_id: str) -> pygit2.Tree:
+        return self._repo[_oid(hex_id, "tree")].peel(pygit2.Tree)
+
+
+def _without_binary_payload(patch: pygit2.Patch) -> bytes:
+    data = patch.data
+    if not patch.delta.is_binary:
+        return data
+    for marker in (b"\nGIT binary patch\n", b"\nBinary files "):
+        cut = data.find(marker)
+        if cut >= 0:
+            return data[: cut + 1] + b"(binary)\n"
+    return data
+
+
+def _file_change(patch: pygit2.Patch) -> FileChange:
+    delta = patch.delta
+    status = delta.status_char()
+    _, additions, deletions = patch.line_stats
+    return FileChange(
+        status=status,
+        old_path=None if status == "A" else delta.old_file.path,
+        new_path=None if status == "D" else delta.new_file.path,
+        additions=additions,
+        deletions=deletions,
+        binary=bool(delta.is_binary),
+        old_mode=int(delta.old_file.mode) or None,
+        new_mode=int(delta.new_file.mode) or None,
+    )
+
+
+def _merge_typechanges(changes: list[FileChange]) -> list[FileChange]:
+    """libgit2 prints a type change (file <-> symlink) as a delete and an add of the same
+    path (the only form that re-applies); report it as one 'T' change."""
+    merged: list[FileChange] = []
+    for change in changes:
+        prev = merged[-1] if merged else None
+        if (
+            prev
+            and prev.status == "D"
+            and change.status == "A"
+            and (prev.old_path == change.new_path)
+        ):
+            merged[-1] = FileChange(
+                status="T",
+                old_path=prev.old_path,
+                new_path=change.new_path,
+                additions=change.additions,
+                deletions=prev.deletions,
+                binary=prev.binary or change.binary,
+                old_mode=prev.old_mode,
+                new_mode=change.new_mode,
+            )
+        else:
+            merged.append(change)
+    return merged
