@@ -10,7 +10,7 @@ from yoi import events, tickets
 from yoi.errors import YoiError
 from yoi.lifecycle import Action
 from yoi.model import BlockerKind, CommentKind, State, Ticket
-from yoi.output import Output, problems_text, table, ticket_dict, ticket_line, ticket_text
+from yoi.output import Output, table, ticket_dict, ticket_text
 from yoi.store import Store
 
 
@@ -81,8 +81,9 @@ def _show_text(d: dict[str, Any], thread: list[dict[str, Any]], evs: list[dict[s
     lines = [ticket_text(d)]
     if evs:
         lines.append("  events:")
-        lines.extend(f"    {e['event_id']}  {'processed ' + str(e['processed_reason'])
-                     if e['processed'] else 'pending'}" for e in evs)
+        for e in evs:
+            status = f"processed {e['processed_reason']}" if e["processed"] else "pending"
+            lines.append(f"    {e['event_id']}  {status}")
     if runs:
         lines.append("  runs:")
         lines.extend(f"    {r['run_id']}  {r['gate_result']}  {r['gate_reason']}" for r in runs)
@@ -129,6 +130,3 @@ def resolve(store: Store, name: str, blocker_id: str) -> Output:
     t = tickets.resolve_blocker(store, name, blocker_id)
     return _one(store, t, f"resolved blocker {blocker_id} of {t.slug}")
 
-
-__all__ = ["act", "block", "comment", "create", "edit", "list_", "problems_text", "resolve",
-           "show", "ticket_line"]
