@@ -233,7 +233,7 @@ class Repo:
             self._lookup(new, pygit2.Commit)
             with self._repo.transaction() as txn:
                 self._lock_and_compare(txn, name, expected_old)
-                txn.set_target(name, new_oid, signature=_reflog_signature(), message=message)
+                txn.set_target(name, new_oid, message=message)  # reflog identity: libgit2's default
 
     def delete_ref(self, name: str, *, expected_old: str) -> None:
         """Delete ``name`` only if it currently points to ``expected_old``."""
@@ -332,12 +332,16 @@ class Repo:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp_branch = f"yoi-tmp/{name}"
         with _git_errors(f"cannot create private worktree '{name}' at {path}"):
+            if name in self._repo.list_worktrees():
+                raise GitError(f"cannot create private worktree: the name '{name}' is in use")
             branch = self._repo.create_branch(temp_branch, base, True)
+            created = False
             try:
                 self._repo.add_worktree(name, str(path), branch)
+                created = True
                 pygit2.Repository(str(path)).set_head(base.id)
             except BaseException:
-                if name in self._repo.list_worktrees():
+                if created:
                     self.remove_private_worktree(name)
                 raise
             finally:
@@ -389,10 +393,6 @@ class Repo:
         return self._differ.diff(base_tree, new_tree)
 
 
-def _reflog_signature() -> pygit2.Signature:
-    return pygit2.Signature("yoi", "yoi@localhost", int(time.time()), 0)
-
-
 class PrivateWorktree:
     """A private detached worktree: the runner edits its files, yoi applies to its INDEX."""
 
@@ -423,11 +423,26 @@ class PrivateWorktree:
             self._repo.applies(diff, ApplyLocation.INDEX, raise_error=True)
             self._repo.apply(diff, ApplyLocation.INDEX)
         except (pygit2.GitError, ValueError, OSError) as exc:
+            where = self._failing_file(patch)
             raise PatchError(
-                f"the patch does not apply to {self.base_commit[:12]}: {_reason(exc)}"
+                f"the patch does not apply to {self.base_commit[:12]}: {_reason(exc)}",
+                where=where,
             ) from exc
         with _git_errors("cannot write the result tree"):
             return str(self._repo.index.write_tree())
+
+    def _failing_file(self, patch: bytes) -> str | None:
+        """libgit2's reason does not name the file: find the first one that fails alone."""
+        for chunk in re.split(rb"(?m)^(?=diff --git )", patch):
+            try:
+                alone = pygit2.Diff.parse_diff(chunk)
+            except (pygit2.GitError, KeyError, ValueError):
+                continue
+            try:
+                self._repo.applies(alone, ApplyLocation.INDEX, raise_error=True)
+            except (pygit2.GitError, ValueError, OSError):
+                return next((p.delta.new_file.path for p in alone if p is not None), None)
+        return None
 
     def reset_index(self) -> None:
         """Reset this worktree's index to the base tree (disk files untouched)."""

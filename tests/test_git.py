@@ -1,0 +1,522 @@
+"""yoi.git against real repositories: refs CAS, private worktrees, apply, diffs."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import random
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypedDict
+
+import pytest
+
+from tests.helpers import commit_all, git, user_state, write_tree
+from yoi.errors import ConflictError, GitError, PatchError
+from yoi.git import Repo, check_ref_name
+
+
+class _Author(TypedDict):
+    author_name: str
+    author_email: str
+
+
+AUTHOR: _Author = {"author_name": "Yoi Engine", "author_email": "yoi@example.invalid"}
+
+
+def git_bytes(cwd: Path, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True).stdout
+
+
+def _blob(seed: int, size: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+BASE_FILES: dict[str, str | bytes] = {
+    "README.md": "hello\n",
+    "text.txt": "one\ntwo\nthree\n",
+    "crlf.txt": b"alpha\r\nbeta\r\ngamma\r\n",
+    "image.bin": _blob(1, 48_000),
+    "moved.txt": "".join(f"moved line {i}\n" for i in range(30)),
+    "partial.txt": "".join(f"partial line {i}\n" for i in range(30)),
+    "gone.txt": "bye\n",
+    "run.sh": "#!/bin/sh\necho hi\n",
+}
+
+
+def _crlf_edit(root: Path) -> None:
+    (root / "crlf.txt").write_bytes(b"alpha\r\nBETA\r\ngamma\r\n")
+
+
+def _binary_delta(root: Path) -> None:
+    data = bytearray((root / "image.bin").read_bytes())
+    data[20_000:20_010] = b"0123456789"
+    (root / "image.bin").write_bytes(bytes(data))
+
+
+def _binary_literal(root: Path) -> None:
+    (root / "assets").mkdir(exist_ok=True)
+    (root / "assets" / "new.bin").write_bytes(_blob(2, 3000))
+
+
+def _rename_exact(root: Path) -> None:
+    (root / "moved.txt").rename(root / "renamed.txt")
+
+
+def _rename_partial(root: Path) -> None:
+    text = (root / "partial.txt").read_text().replace("partial line 7\n", "changed\n")
+    (root / "partial.txt").unlink()
+    (root / "partial2.txt").write_text(text)
+
+
+def _delete(root: Path) -> None:
+    (root / "gone.txt").unlink()
+
+
+def _mode_change(root: Path) -> None:
+    os.chmod(root / "run.sh", 0o755)
+
+
+def _new_file(root: Path) -> None:
+    (root / "src").mkdir(exist_ok=True)
+    (root / "src" / "new.py").write_text("print('new')\n")
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "crlf_edit": _crlf_edit,
+    "binary_delta": _binary_delta,
+    "binary_literal": _binary_literal,
+    "rename_exact": _rename_exact,
+    "rename_partial": _rename_partial,
+    "delete": _delete,
+    "mode_change": _mode_change,
+    "new_file": _new_file,
+}
+
+
+@pytest.fixture
+def base_repo(repo: Path) -> Path:
+    write_tree(repo, BASE_FILES)
+    commit_all(repo, "base")
+    return repo
+
+
+def _target(repo: Path, tmp_path: Path, *changes: Callable[[Path], None]) -> tuple[str, bytes]:
+    """Make the change with the real git CLI in a clone: (target tree, git diff --binary)."""
+    clone = tmp_path / f"clone-{len(list(tmp_path.glob('clone-*')))}"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    for change in changes:
+        change(clone)
+    commit_all(clone, "target")
+    tree = git(clone, "rev-parse", "HEAD^{tree}").strip()
+    return tree, git_bytes(clone, "diff", "--binary", "-M", "HEAD~1", "HEAD")
+
+
+def _make_user_dirty(repo: Path) -> None:
+    (repo / "README.md").write_text("dirty work in progress\n")
+    (repo / "text.txt").write_text("staged change\n")
+    git(repo, "add", "text.txt")
+    (repo / "untracked.txt").write_text("untracked\n")
+    for key, value in [
+        ("core.autocrlf", "true"),
+        ("diff.renames", "false"),
+        ("diff.algorithm", "patience"),
+        ("diff.noprefix", "true"),
+        ("color.ui", "always"),
+    ]:
+        git(repo, "config", key, value)
+
+
+# -- opening and reading ------------------------------------------------------------------
+
+
+def test_open_discovers_worktree_linked_worktree_and_bare(base_repo: Path, tmp_path: Path) -> None:
+    repo = Repo.open(base_repo / "src")
+    assert repo.workdir == base_repo
+    assert repo.common_dir == (base_repo / ".git").resolve()
+    git(base_repo, "worktree", "add", "-q", str(tmp_path / "linked"), "-b", "side")
+    linked = Repo.open(tmp_path / "linked")
+    assert linked.workdir == tmp_path / "linked"
+    assert linked.common_dir == (base_repo / ".git").resolve()
+    git(tmp_path, "clone", "-q", "--bare", str(base_repo), str(tmp_path / "bare.git"))
+    bare = Repo.open(tmp_path / "bare.git")
+    assert bare.workdir is None
+    assert bare.resolve_commit("main") == repo.resolve_commit("HEAD")
+    with pytest.raises(GitError, match="not a git repository"):
+        Repo.open(tmp_path / "nowhere")
+
+
+def test_resolve_and_read(base_repo: Path) -> None:
+    repo = Repo.open(base_repo)
+    head = git(base_repo, "rev-parse", "HEAD").strip()
+    git(base_repo, "tag", "-a", "-m", "v1", "v1")
+    assert repo.resolve_commit("HEAD") == head
+    assert repo.resolve_commit("v1") == head  # annotated tag peeled
+    assert repo.resolve_commit(head[:10]) == head
+    with pytest.raises(GitError, match="unknown ref 'nope'"):
+        repo.resolve_commit("nope")
+    with pytest.raises(GitError, match="does not name a commit"):
+        repo.resolve_commit("HEAD:text.txt")
+    assert repo.ref_target("refs/heads/main") == head
+    assert repo.ref_target("HEAD") == head
+    assert repo.ref_target("refs/heads/absent") is None
+    first = git(base_repo, "rev-list", "--max-parents=0", "HEAD").strip()
+    assert repo.is_ancestor(first, head) and repo.is_ancestor(head, head)
+    assert not repo.is_ancestor(head, first)
+    assert repo.tree_of(head) == git(base_repo, "rev-parse", "HEAD^{tree}").strip()
+    assert repo.read_blob(head, "crlf.txt") == BASE_FILES["crlf.txt"]
+    assert repo.read_blob(head, "image.bin") == BASE_FILES["image.bin"]
+    assert repo.read_blob(head, "missing.txt") is None
+    assert repo.read_blob(head, "src") is None  # a tree, not a blob
+    assert (
+        repo.blob_id_for(head, "src/app.py")
+        == git(base_repo, "rev-parse", "HEAD:src/app.py").strip()
+    )
+
+
+def test_tracked_files_and_tree_entries_include_links(base_repo: Path) -> None:
+    os.symlink("text.txt", base_repo / "link")
+    git(base_repo, "add", "link")
+    gitlink = git(base_repo, "rev-parse", "HEAD").strip()
+    git(base_repo, "update-index", "--add", "--cacheinfo", f"160000,{gitlink},vendor/sub")
+    git(base_repo, "commit", "-q", "-m", "links")
+    head = git(base_repo, "rev-parse", "HEAD").strip()
+    repo = Repo.open(base_repo)
+    entries = {path: mode for path, mode, _ in repo.tree_entries(repo.tree_of(head))}
+    assert entries["link"] == 0o120000
+    assert entries["vendor/sub"] == 0o160000
+    assert entries["src/app.py"] == 0o100644
+    files = repo.tracked_files(head)
+    assert files == sorted(files)
+    assert "link" in files and "src/app.py" in files and "vendor/sub" not in files
+    assert set(files) == set(git(base_repo, "ls-tree", "-r", "--name-only", "HEAD").split()) - {
+        "vendor/sub"
+    }
+
+
+# -- refs ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "main",
+        "refs/heads/a..b",
+        "refs/heads/yoi/UPPER",
+        "refs/yoi/claims/x.lock",
+        "refs/yoi/-dash",
+        "refs/heads/yoi/a b",
+    ],
+)
+def test_bad_ref_names_are_refused(name: str) -> None:
+    with pytest.raises(GitError, match="invalid ref name"):
+        check_ref_name(name)
+
+
+def test_update_ref_is_compare_and_swap(base_repo: Path) -> None:
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    one = repo.commit_tree(repo.tree_of(base), [base], "one", **AUTHOR)
+    two = repo.commit_tree(repo.tree_of(base), [one], "two", **AUTHOR)
+    name = "refs/heads/yoi/t1"
+    repo.update_ref(name, base, expected_old=None, message="create")
+    with pytest.raises(ConflictError, match="expected it to be absent"):
+        repo.update_ref(name, one, expected_old=None, message="create again")
+    repo.update_ref(name, one, expected_old=base, message="advance")
+    with pytest.raises(ConflictError, match="moved"):
+        repo.update_ref(name, two, expected_old=base, message="stale")  # someone moved it
+    assert repo.ref_target(name) == one
+    with pytest.raises(ConflictError):
+        repo.delete_ref(name, expected_old=base)
+    repo.delete_ref(name, expected_old=one)
+    assert repo.ref_target(name) is None
+    with pytest.raises(GitError, match="not a commit"):
+        repo.update_ref(name, repo.tree_of(base), expected_old=None, message="tree")
+    with pytest.raises(GitError, match="40-hex"):
+        repo.update_ref(name, "HEAD", expected_old=None, message="symbolic")
+
+
+def test_stale_lock_file_is_a_conflict_not_a_crash(base_repo: Path) -> None:
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    (base_repo / ".git" / "refs" / "yoi").mkdir()
+    (base_repo / ".git" / "refs" / "yoi" / "x.lock").write_text("")
+    with pytest.raises(ConflictError, match="another writer") as info:
+        repo.update_ref("refs/yoi/x", base, expected_old=None, message="m")
+    assert info.value.hint and "x.lock" in info.value.hint
+
+
+def _race_worker(path: str, worker: int, rounds: int, barrier: object, out: object) -> None:
+    repo = Repo.open(path)
+    base = repo.resolve_commit("HEAD")
+    tree = repo.tree_of(base)
+    mine = [repo.commit_tree(tree, [base], f"w{worker} r{r}", **AUTHOR) for r in range(rounds)]
+    for r in range(rounds):
+        barrier.wait()  # type: ignore[attr-defined]
+        try:
+            repo.update_ref(f"refs/yoi/race/r{r}", mine[r], expected_old=None, message="race")
+            result = "won"
+        except ConflictError:
+            result = "lost"
+        except Exception as exc:  # anything else is a bug the test must show
+            result = f"error {exc!r}"
+        out.put((r, worker, mine[r], result))  # type: ignore[attr-defined]
+
+
+def test_create_if_absent_race_has_exactly_one_winner(base_repo: Path) -> None:
+    workers, rounds = 8, 20
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(workers)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_race_worker, args=(str(base_repo), w, rounds, barrier, out))
+        for w in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    results = []
+    try:
+        for _ in range(workers * rounds):
+            results.append(out.get(timeout=60))
+    except queue.Empty:
+        pytest.fail(f"race workers stalled after {len(results)} results")
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    repo = Repo.open(base_repo)
+    for r in range(rounds):
+        this_round = [res for res in results if res[0] == r]
+        assert not [res for res in this_round if res[3].startswith("error")], this_round
+        winners = [res for res in this_round if res[3] == "won"]
+        assert len(winners) == 1, this_round
+        assert repo.ref_target(f"refs/yoi/race/r{r}") == winners[0][2]
+
+
+# -- commits ---------------------------------------------------------------------------------
+
+
+def test_commit_tree_moves_no_ref_and_commit_on_ref_is_cas(base_repo: Path) -> None:
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    refs_before = git(base_repo, "for-each-ref")
+    commit = repo.commit_tree(repo.tree_of(base), [base], "plain", when=1_700_000_000, **AUTHOR)
+    assert git(base_repo, "for-each-ref") == refs_before
+    shown = git(base_repo, "show", "-s", "--format=%an <%ae> %at %cn %P %s", commit).strip()
+    assert shown == f"Yoi Engine <yoi@example.invalid> 1700000000 Yoi Engine {base} plain"
+    first = repo.commit_on_ref(
+        "refs/heads/yoi/w", repo.tree_of(base), base, "first", create=True, **AUTHOR
+    )
+    assert repo.ref_target("refs/heads/yoi/w") == first
+    second = repo.commit_on_ref("refs/heads/yoi/w", repo.tree_of(base), first, "second", **AUTHOR)
+    with pytest.raises(ConflictError):
+        repo.commit_on_ref("refs/heads/yoi/w", repo.tree_of(base), first, "stale", **AUTHOR)
+    with pytest.raises(ConflictError):
+        repo.commit_on_ref("refs/heads/yoi/w", repo.tree_of(base), base, "x", create=True, **AUTHOR)
+    assert repo.ref_target("refs/heads/yoi/w") == second
+    assert git(base_repo, "rev-parse", "HEAD").strip() == base
+
+
+def test_libgit2_commits_run_no_hooks(base_repo: Path, tmp_path: Path) -> None:
+    sentinel = tmp_path / "hook-fired"
+    for hook in ("post-commit", "pre-commit", "reference-transaction"):
+        path = base_repo / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\ntouch {sentinel}\n")
+        path.chmod(0o755)
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    repo.commit_on_ref("refs/heads/yoi/h", repo.tree_of(base), base, "m", create=True, **AUTHOR)
+    assert not sentinel.exists()
+
+
+# -- private worktrees -----------------------------------------------------------------------
+
+
+def test_private_worktree_is_detached_and_leaves_the_user_alone(
+    base_repo: Path, tmp_path: Path
+) -> None:
+    _make_user_dirty(base_repo)
+    git(base_repo, "branch", "yoi/x")
+    before = user_state(base_repo)
+    hooks_before = sorted(p.name for p in (base_repo / ".git" / "hooks").iterdir())
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("yoi/x")
+    wt_path = repo.common_dir / "yoi" / "worktrees" / "run-1"
+    wt = repo.add_private_worktree(base, wt_path, "yoi-run-1")
+    assert (wt_path / "text.txt").read_text() in ("one\ntwo\nthree\n", "one\r\ntwo\r\nthree\r\n")
+    assert git(wt_path, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"  # detached
+    assert "yoi-tmp/" not in git(base_repo, "branch", "--list")
+    git(base_repo, "branch", "-D", "yoi/x")  # the user can still delete "the" branch
+    _, patch = _target(base_repo, tmp_path, _new_file)
+    tree = wt.apply_to_index(patch)
+    assert "src/new.py" in git(base_repo, "ls-tree", "-r", "--name-only", tree)
+    assert not (wt_path / "src" / "new.py").exists()  # INDEX only: disk untouched
+    assert [w.name for w in repo.list_private_worktrees("yoi-")] == ["yoi-run-1"]
+    assert user_state(base_repo) == before
+    assert repo.remove_private_worktree("yoi-run-1") is True
+    assert not wt_path.exists()
+    assert "run-1" not in git(base_repo, "worktree", "list")
+    assert repo.list_private_worktrees("yoi-") == []
+    assert repo.remove_private_worktree("yoi-run-1") is False
+    assert user_state(base_repo) == before
+    assert sorted(p.name for p in (base_repo / ".git" / "hooks").iterdir()) == hooks_before
+
+
+def test_worktree_refusals(base_repo: Path, tmp_path: Path) -> None:
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(GitError, match="already exists"):
+        repo.add_private_worktree(base, tmp_path / "taken", "yoi-a")
+    with pytest.raises(GitError, match="invalid worktree name"):
+        repo.add_private_worktree(base, tmp_path / "wt", "../evil")
+    with repo.private_worktree(base, tmp_path / "deep" / "wt", "yoi-b") as wt:
+        with pytest.raises(GitError):
+            repo.add_private_worktree(base, tmp_path / "other", "yoi-b")  # name in use
+        assert wt.path.is_dir()
+        with pytest.raises(PatchError, match="empty"):
+            wt.apply_to_index(b"")
+        with pytest.raises(PatchError, match="does not parse"):
+            wt.apply_to_index(b"this is not a diff\n")
+    assert not (tmp_path / "deep" / "wt").exists()
+    assert "yoi-b" not in git(base_repo, "worktree", "list")
+    assert "yoi-tmp" not in git(base_repo, "branch", "--list")
+
+
+def test_apply_failure_names_the_reason_and_changes_nothing(
+    base_repo: Path, tmp_path: Path
+) -> None:
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    good = (
+        b"diff --git a/gone.txt b/gone.txt\n--- a/gone.txt\n+++ b/gone.txt\n"
+        b"@@ -1 +1 @@\n-bye\n+hello\n"
+    )
+    bad = (
+        b"diff --git a/text.txt b/text.txt\n--- a/text.txt\n+++ b/text.txt\n"
+        b"@@ -1 +1 @@\n-nope\n+x\n"
+    )
+    with repo.private_worktree(base, tmp_path / "wt", "yoi-fail") as wt:
+        with pytest.raises(PatchError, match="does not apply") as info:
+            wt.apply_to_index(good + bad)
+        assert "text.txt" in str(info.value)
+        assert wt.apply_to_index(good) != repo.tree_of(base)  # nothing stacked from the failure
+        wt.reset_index()
+        assert git(wt.path, "diff", "--cached", "--name-only") == ""
+
+
+# -- round trips ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(CHANGES))
+def test_git_patch_round_trips_to_the_same_tree(base_repo: Path, tmp_path: Path, kind: str) -> None:
+    tree, patch = _target(base_repo, tmp_path, CHANGES[kind])
+    if kind == "binary_delta":
+        assert b"GIT binary patch\ndelta " in patch
+    if kind == "binary_literal":
+        assert b"GIT binary patch\nliteral " in patch
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    before = user_state(base_repo)
+    with repo.private_worktree(base, tmp_path / "wt", "yoi-rt") as wt:
+        result = wt.apply_to_index(patch)
+    assert result == tree  # every blob and mode equals the real `git commit`
+    commit = repo.commit_tree(result, [base], kind, **AUTHOR)
+    assert git(base_repo, "rev-parse", f"{commit}^{{tree}}").strip() == tree
+    assert user_state(base_repo) == before
+    statuses = {f.status for f in repo.diff_trees(repo.tree_of(base), result).files}
+    expected = {
+        "rename_exact": "R",
+        "rename_partial": "R",
+        "delete": "D",
+        "new_file": "A",
+        "binary_literal": "A",
+    }.get(kind, "M")
+    assert statuses == {expected}
+
+
+def _workdir_edits(root: Path) -> None:
+    for change in CHANGES.values():
+        change(root)
+    os.symlink("text.txt", root / "newlink")
+    (root / "deep" / "er").mkdir(parents=True)
+    (root / "deep" / "er" / "x.txt").write_bytes(b"crlf line\r\n")
+
+
+def test_workdir_diff_reapplies_to_the_same_tree(base_repo: Path, tmp_path: Path) -> None:
+    tree, _ = _target(base_repo, tmp_path, _workdir_edits)
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    with repo.private_worktree(base, tmp_path / "runner", "yoi-runner") as wt:
+        _workdir_edits(wt.path)
+        patch = wt.workdir_diff()
+        assert wt.workdir_tree() == tree
+        assert git(wt.path, "status", "--porcelain", "--untracked-files=no") != ""
+        assert git(wt.path, "diff", "--cached") == ""  # no index was written
+    assert b"new file mode 120000" in patch and b"deleted file mode" in patch
+    assert b"old mode 100644\nnew mode 100755" in patch and b"GIT binary patch" in patch
+    with repo.private_worktree(base, tmp_path / "apply", "yoi-apply") as wt:
+        assert wt.apply_to_index(patch) == tree
+
+
+def test_workdir_diff_with_autocrlf_shows_only_real_edits(base_repo: Path, tmp_path: Path) -> None:
+    git(base_repo, "config", "core.autocrlf", "true")
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    with repo.private_worktree(base, tmp_path / "wt", "yoi-crlf") as wt:
+        on_disk = (wt.path / "text.txt").read_bytes()
+        assert on_disk == b"one\r\ntwo\r\nthree\r\n"  # built-in CRLF filter applied
+        (wt.path / "text.txt").write_bytes(on_disk + b"four\r\n")
+        diff = repo.diff_trees(repo.tree_of(base), wt.workdir_tree())
+    assert [(f.path, f.additions, f.deletions) for f in diff.files] == [("text.txt", 1, 0)]
+    assert b"+four\n" in diff.patch and b"\r" not in diff.patch
+
+
+# -- normalized diff -------------------------------------------------------------------------
+
+
+def test_normalized_diff_ignores_user_config(base_repo: Path, tmp_path: Path) -> None:
+    tree, patch = _target(
+        base_repo, tmp_path, _rename_partial, _crlf_edit, _binary_delta, _mode_change
+    )
+    repo = Repo.open(base_repo)
+    base_tree = repo.tree_of(repo.resolve_commit("HEAD"))
+    with repo.private_worktree(repo.resolve_commit("HEAD"), tmp_path / "wt", "yoi-nd") as wt:
+        assert wt.apply_to_index(patch) == tree
+    clean = repo.diff_trees(base_tree, tree)
+    _make_user_dirty(base_repo)
+    for key, value in [
+        ("diff.mnemonicPrefix", "true"),
+        ("core.abbrev", "12"),
+        ("diff.context", "8"),
+        ("diff.indentHeuristic", "false"),
+    ]:
+        git(base_repo, "config", key, value)
+    (base_repo / ".gitattributes").write_text("*.txt binary\n")
+    configured = Repo.open(base_repo).diff_trees(base_tree, tree)
+    assert configured == clean
+    files = {f.path: f for f in clean.files}
+    assert files["partial2.txt"].status == "R" and files["partial2.txt"].old_path == "partial.txt"
+    assert files["crlf.txt"].additions == 1 and files["crlf.txt"].deletions == 1
+    assert files["image.bin"].binary and files["run.sh"].new_mode == 0o100755
+    assert b"+BETA\r\n" in clean.patch and b"diff --git a/crlf.txt b/crlf.txt\n" in clean.patch
+    assert (clean.additions, clean.deletions) == (2, 2)
+
+
+def test_normalized_text_matches_git_cli_and_identity_is_stable(
+    base_repo: Path, tmp_path: Path
+) -> None:
+    tree, _ = _target(base_repo, tmp_path, _crlf_edit, _rename_exact, _delete, _new_file)
+    clone = next(tmp_path.glob("clone-*"))
+    cli = git_bytes(clone, "diff", "-M", "HEAD~1", "HEAD")
+    repo = Repo.open(base_repo)
+    base_tree = repo.tree_of(repo.resolve_commit("HEAD"))
+    git(base_repo, "fetch", "-q", str(clone), "HEAD")
+    diff = repo.diff_trees(base_tree, tree)
+    strip_index = [ln for ln in cli.split(b"\n") if not ln.startswith(b"index ")]
+    assert [ln for ln in diff.patch.split(b"\n") if not ln.startswith(b"index ")] == strip_index
+    again = Repo.open(base_repo).diff_trees(base_tree, tree)
+    assert again.identity == diff.identity and len(diff.identity) == 64
+    assert repo.diff_trees(base_tree, base_tree).identity != diff.identity
+    assert repo.diff_trees(base_tree, base_tree).files == ()
