@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -341,3 +342,12 @@ def test_patch_out_must_be_a_regular_file(repo: Path, tmp_path: Path, make: str)
     cand = _runner(_script(tmp_path, make + "\n")).produce(_request(tmp_path, wt))
     assert cand.status is CandidateStatus.RUNNER_ERROR
     assert "YOI_PATCH_OUT" in cand.notes
+
+
+def test_scratch_inside_the_worktree_is_refused(repo: Path, tmp_path: Path) -> None:
+    wt = _worktree(repo, tmp_path)
+    request = dataclasses.replace(_request(tmp_path, wt), scratch=wt / ".scratch")
+    cand = _runner(["true"]).produce(request)
+    assert cand.status is CandidateStatus.RUNNER_ERROR
+    assert "scratch" in cand.notes
+    assert not (wt / ".scratch").exists()

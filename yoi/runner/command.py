@@ -54,8 +54,7 @@ class CommandRunner:
     budget_ms: int | None = None
 
     def produce(self, request: RunRequest) -> Candidate:
-        remaining = request.remaining_s()
-        if remaining <= 0:
+        if request.remaining_s() <= 0:
             return budget_exhausted("the budget was exhausted before the command started")
         try:
             argv = resolve_argv(self.command, request.worktree)
@@ -68,7 +67,7 @@ class CommandRunner:
                 argv,
                 cwd=request.worktree,
                 env=env,
-                timeout_s=remaining,
+                timeout_s=request.remaining_s(),
                 max_output=self.max_output_bytes,
             )
         except proc.ProcError as exc:
@@ -166,6 +165,8 @@ def resolve_argv(command: tuple[str, ...], worktree: Path) -> list[str]:
 
 
 def _prepare_scratch(request: RunRequest) -> Path:
+    if request.scratch.resolve().is_relative_to(request.worktree.resolve()):
+        raise _Refused("the scratch directory must be outside the worktree")
     request.scratch.mkdir(parents=True, exist_ok=True)
     (request.scratch / PROMPT_FILE).write_text(request.prompt_text, encoding="utf-8")
     patch_out = request.scratch / PATCH_OUT_FILE
