@@ -442,6 +442,7 @@ def _workdir_edits(root: Path) -> None:
     os.symlink("text.txt", root / "newlink")
     (root / "deep" / "er").mkdir(parents=True)
     (root / "deep" / "er" / "x.txt").write_bytes(b"crlf line\r\n")
+    (root / "name with spaces.txt").write_text("libgit2 needs quoted names for this\n")
 
 
 def test_workdir_diff_reapplies_to_the_same_tree(base_repo: Path, tmp_path: Path) -> None:

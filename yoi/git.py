@@ -35,7 +35,7 @@ import pygit2
 from pygit2.enums import ApplyLocation, DiffFind, DiffOption, ObjectType
 
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
-from yoi.patching import FileChange, NormalizedDiff
+from yoi.patching import FileChange, NormalizedDiff, quote_spaced_names
 
 __all__ = [
     "FileChange",
@@ -413,6 +413,7 @@ class PrivateWorktree:
         """
         if not patch.strip():
             raise PatchError("the patch is empty")
+        patch = quote_spaced_names(patch)
         try:
             diff = pygit2.Diff.parse_diff(patch)
         except (pygit2.GitError, KeyError, ValueError) as exc:

@@ -220,7 +220,7 @@ def _skip_hunk(lines: list[bytes], i: int) -> int:
     new = 1 if match[2] is None else int(match[2])
     i += 1
     while old > 0 or new > 0:
-        if i >= len(lines):
+        if i >= len(lines) or (i == len(lines) - 1 and not lines[i]):
             raise PatchError(f"patch line {i}: hunk is truncated")
         kind = lines[i][:1]
         if kind in (b" ", b""):
@@ -260,11 +260,38 @@ def _git_line(sec: _Section, line: bytes, i: int) -> None:
 
 def _same_name_split(rest: bytes) -> tuple[str, str] | None:
     """git's rule for unquoted ``diff --git A B``: split where both sides name one path."""
-    for pos in [m.start() for m in re.finditer(rb" ", rest)]:
+    spaces = [m.start() for m in re.finditer(rb" ", rest)]
+    for pos in spaces:
         left, right = _decode(rest[:pos]), _decode(rest[pos + 1 :])
         if _strip_prefix(left) == _strip_prefix(right):
             return left, right
+    if len(spaces) == 1:  # a rename or copy without spaces in the names
+        return _decode(rest[: spaces[0]]), _decode(rest[spaces[0] + 1 :])
     return None
+
+
+def quote_spaced_names(patch: bytes) -> bytes:
+    """Rewrite unquoted ``diff --git a/x y b/x y`` lines in git's quoted form.
+
+    libgit2 1.9 loses the name of a NEW file whose unquoted name contains a space (it
+    then fails with "invalid argument: 'filename'"); git and libgit2 both accept quoted
+    names, so this changes nothing else. Every other byte is kept.
+    """
+    if b"diff --git " not in patch:
+        return patch
+    lines = patch.split(b"\n")
+    for n, line in enumerate(lines):
+        rest = line[len(b"diff --git ") :]
+        if line.startswith(b"diff --git ") and rest.count(b" ") > 1 and b'"' not in rest:
+            split = _same_name_split(rest)
+            if split is not None:
+                lines[n] = b"diff --git " + _c_quote(split[0]) + b" " + _c_quote(split[1])
+    return b"\n".join(lines)
+
+
+def _c_quote(name: str) -> bytes:
+    raw = name.encode("utf-8", "surrogateescape")
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 
 
 def _side_path(sec: _Section, rest: bytes, i: int) -> tuple[str | None, bool]:
