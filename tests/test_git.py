@@ -521,3 +521,41 @@ def test_normalized_text_matches_git_cli_and_identity_is_stable(
     assert again.identity == diff.identity and len(diff.identity) == 64
     assert repo.diff_trees(base_tree, base_tree).identity != diff.identity
     assert repo.diff_trees(base_tree, base_tree).files == ()
+
+
+def test_type_change_is_one_t_entry_and_round_trips(base_repo: Path, tmp_path: Path) -> None:
+    def to_link(root: Path) -> None:
+        (root / "text.txt").unlink()
+        os.symlink("README.md", root / "text.txt")
+
+    tree, patch = _target(base_repo, tmp_path, to_link)
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    with repo.private_worktree(base, tmp_path / "wt", "yoi-t") as wt:
+        assert wt.apply_to_index(patch) == tree
+        (change,) = repo.diff_trees(repo.tree_of(base), tree).files
+        assert (change.status, change.path, change.old_mode, change.new_mode) == (
+            "T",
+            "text.txt",
+            0o100644,
+            0o120000,
+        )
+        wt.reset_index()
+        assert wt.apply_to_index(repo.diff_trees(repo.tree_of(base), tree).patch) == tree
+
+
+def test_checkout_runs_no_external_filter_driver(base_repo: Path, tmp_path: Path) -> None:
+    sentinel = tmp_path / "filter-ran"
+    (base_repo / ".gitattributes").write_text("*.dat filter=evil\n")
+    (base_repo / "x.dat").write_text("data\n")
+    commit_all(base_repo, "attributes")
+    for step in ("smudge", "clean"):
+        git(base_repo, "config", f"filter.evil.{step}", f"touch {sentinel}; cat")
+    git(base_repo, "config", "filter.evil.required", "true")
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    with repo.private_worktree(base, tmp_path / "wt", "yoi-filter") as wt:
+        assert (wt.path / "x.dat").read_text() == "data\n"
+        (wt.path / "x.dat").write_text("changed\n")
+        assert wt.workdir_tree() != repo.tree_of(base)
+    assert not sentinel.exists()

@@ -72,8 +72,7 @@ def _git_errors(action: str) -> Iterator[None]:
     except YoiError:
         raise
     except (pygit2.GitError, KeyError, ValueError, OSError) as exc:
-        reason = exc.args[0] if exc.args else type(exc).__name__
-        raise GitError(f"{action}: {reason}") from exc
+        raise GitError(f"{action}: {_reason(exc)}") from exc
 
 
 def _oid(value: str, what: str) -> pygit2.Oid:
