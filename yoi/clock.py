@@ -15,8 +15,7 @@ from yoi.errors import UsageError
 TEST_NOW_ENV = "YOI_TEST_NOW"
 
 _TS_RE = re.compile(
-    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})T(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
-    r"(?:\.(?P<frac>[0-9]{1,6}))?Z"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z"
 )
 
 
@@ -60,9 +59,17 @@ def parse_ts(text: str) -> datetime:
     match = _TS_RE.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(f"{text!r} is not an RFC 3339 UTC timestamp like 2026-11-20T10:00:00Z")
-    frac = (match["frac"] or "").ljust(6, "0")
+    year, month, day, hour, minute, second, frac = match.groups()
     try:
-        parsed = datetime.strptime(f"{match['date']} {match['time']}", "%Y-%m-%d %H:%M:%S")
+        return datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((frac or "0").ljust(6, "0")),
+            tzinfo=UTC,
+        )
     except ValueError:
         raise ValueError(f"{text!r} is not a valid date and time") from None
-    return parsed.replace(microsecond=int(frac or "0"), tzinfo=UTC)
