@@ -197,8 +197,8 @@ class RemoteClaimer:
         if outcome.ok:
             return True
         current = rg.ref_oid(self.root, self.remote, ref)
-        if current == new:
-            return True
+        if new is not None and current == new:
+            return True  # unique commits: only our push can have put it there
         if current != expected:
             return False
         raise RemoteError(

@@ -78,9 +78,19 @@ class PushOutcome:
         return self.status is not None and self.status.ok
 
     def reason(self) -> str:
+        """The ref's status, plus what the server said (hook output, ``remote:`` lines)."""
+        raw = [
+            ln[len("remote:") :].strip()
+            for ln in self.detail.splitlines()
+            if ln.startswith("remote:")
+        ]
+        said = [ln for ln in raw if ln]
         if self.status is not None:
-            return self.status.summary
-        return self.detail.strip().splitlines()[-1] if self.detail.strip() else "no status"
+            head = self.status.summary
+        else:
+            lines = self.detail.strip().splitlines()
+            head = lines[-1] if lines else "no status line for the ref"
+        return "; ".join([head, *said[-3:]])
 
 
 def check_remote(remote: str) -> str:
