@@ -33,7 +33,7 @@ def test_library_confined_to_one_module(lib: str, owner: str) -> None:
     assert offenders == [], f"{lib} imported outside {owner}: {offenders}"
 
 
-PURE = ["lifecycle.py", "model.py", "errors.py", "slug.py", "thread.py", "clock.py"]
+PURE = ["lifecycle.py", "model.py", "errors.py", "slug.py", "thread.py"]
 
 
 @pytest.mark.parametrize("name", PURE)
