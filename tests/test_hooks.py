@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import git
 from tests.test_doctor_support import yoi
-from yoi import hooks
+from yoi import hooks, yamlio
 from yoi.errors import YoiError
 from yoi.paths import discover
 
@@ -143,3 +143,27 @@ def test_hooks_live_in_the_common_dir_for_linked_worktrees(store_repo: Path) -> 
     hooks.install(discover(wt))
     assert (repo / ".git" / "hooks" / "post-commit").read_text().count(hooks.MARKER) == 1
     assert not (repo / ".git" / "worktrees" / "wt" / "hooks").exists()
+
+
+def test_hook_impl_outside_a_store_and_unknown_types_exit_zero(repo: Path) -> None:
+    quiet = yoi(repo, "hook-impl", "post-merge", "0")
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    assert yoi(repo, "hook-impl", "pre-commit").returncode == 0
+    odd = yoi(repo, "hook-impl", "pre-push", "origin")
+    assert odd.returncode == 0 and "unknown hook type" in odd.stderr
+
+
+def test_pre_commit_framework_manifest() -> None:
+    manifest = Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml"
+    hooks_list = yamlio.load_plain(manifest.read_text(encoding="utf-8"), path=str(manifest))
+    assert hooks_list == [
+        {
+            "id": "yoi-doctor",
+            "name": "yoi doctor (staged ticket files)",
+            "description": "Validate the staged files under .yoi/ before they are committed.",
+            "entry": "yoi doctor --staged",
+            "language": "python",
+            "pass_filenames": False,
+            "files": "^\\.yoi/",
+        }
+    ]
