@@ -20,8 +20,9 @@ not hold line breaks or ``-->``.
 Injection: any line that starts with ``<!-- yoi:entry`` is a marker. A body line that
 starts with backslashes followed by ``<!-- yoi:entry`` gets one more backslash on write
 and loses one on parse, so a body can never forge an entry, and Markdown still shows the
-line as text. Lines are split on ``\\n`` only; a ``\\r`` before it (CRLF) is kept in
-bodies and ignored on marker lines.
+line as text. Lines are split on ``\\n`` only. A file whose every line ends in CRLF (a
+Windows checkout) is read as LF; otherwise a ``\\r`` is body text, and ignored at the end
+of a marker line.
 """
 
 from __future__ import annotations
@@ -242,7 +243,10 @@ def parse_thread(text: str, *, path: str) -> list[Entry]:
     Raises ``InvalidRecordError`` listing every bad marker (syntax, missing or repeated
     attributes, unknown kind, bad timestamp) with its line number.
     """
-    lines = text.removeprefix("\ufeff").split("\n")
+    text = text.removeprefix("\ufeff")
+    if "\r\n" in text and text.count("\n") == text.count("\r\n"):
+        text = text.replace("\r\n", "\n")  # a CRLF checkout (rendered text is never all-CRLF)
+    lines = text.split("\n")
     starts = [i for i, line in enumerate(lines) if line.startswith(MARKER_PREFIX)]
     entries: list[Entry] = []
     problems: list[Problem] = []

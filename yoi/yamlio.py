@@ -339,7 +339,7 @@ class _Representer(RoundTripRepresenter):
         style = None
         if _literal_ok(data):
             style = "|"
-        elif _typed_elsewhere(data):
+        elif "\n" in data or _NOT_LITERAL.search(data) or _typed_elsewhere(data):
             style = '"'
         return self.represent_scalar(_YAML_TAG + "str", data, style=style)
 
