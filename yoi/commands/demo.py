@@ -83,7 +83,7 @@ def _project(root: Path) -> Store:
     with store.transaction() as tx:
         tx.write_text(store.yoi_dir / "config.yaml", demo_project.config_yaml(sys.executable))
     _commit_all(root, "yoi: store and demo configuration")
-    return store
+    return Store.discover(root)  # a fresh store object: no cached pre-demo config
 
 
 def _ticket(store: Store) -> str:
