@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.test_remote_claims_support import claim_yaml, claimer, machines, remote_ref
 from tests.test_distributed_support import LEASE, event_of
+from tests.test_remote_claims_support import claim_yaml, claimer, machines, remote_ref
 from yoi.remote_state import Status
 from yoi.yamlio import load_plain
 
@@ -23,8 +23,15 @@ SLUGS = [f"20260101-0000{i:02d}-ticket-{i}" for i in range(20)]
 
 def spawn(mode: str, clone: Path, work: Path, *slugs: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.test_distributed_support", mode, str(clone), str(work),
-         *slugs],
+        [
+            sys.executable,
+            "-m",
+            "tests.test_distributed_support",
+            mode,
+            str(clone),
+            str(work),
+            *slugs,
+        ],
         env=dict(os.environ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
