@@ -183,3 +183,12 @@ def test_the_hostile_patches_would_apply_without_the_policy(tmp_path: Path) -> N
             worktree.reset_index()
             tree = worktree.apply_to_index(CASES[name][0](world))
             assert tree != rig.repo.tree_of(base), name
+
+
+def test_many_violations_are_capped(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    patch = b"".join(new_file(f".github/w{i}.yml") for i in range(300))
+    _, ex = world.rig.execute(FixedRunner(patch))
+    assert ex.status is RunnerStatus.PATCH_APPLY_FAILED
+    assert len(ex.violations) == 51 and ex.violations[-1] == "(+250 more)"
+    assert len(ex.bundle["notes"].encode()) <= 8 * 1024

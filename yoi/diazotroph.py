@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["Execution", "execute", "execution_from_bundle"]
 
 WORKTREES_DIR = "worktrees"
+MAX_VIOLATIONS = 50  # recorded per run; the rest are counted
 Fence = Callable[[], None]
 _APPLIED = (RunnerStatus.COMPLETED, RunnerStatus.PATCH_APPLY_FAILED)
 
@@ -189,6 +190,8 @@ def _run(
     policy = Policy.from_config(job.store.config())
     applied = check_and_apply(job.repo, base, worktree, candidate.patch, policy)
     if isinstance(applied, list):
+        if len(applied) > MAX_VIOLATIONS:
+            applied = [*applied[:MAX_VIOLATIONS], f"(+{len(applied) - MAX_VIOLATIONS} more)"]
         listed = "\n".join(f"- {v}" for v in applied)
         return replace(
             done,
