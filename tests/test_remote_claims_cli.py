@@ -84,7 +84,7 @@ def test_release_refuses_a_live_local_claim_unless_forced(team: tuple[Path, Path
     store = Store.discover(a)
     claim = Claims(store, owner="local-engine").acquire("EVENT", "ev-20260101000000-abc")
     assert claim is not None
-    with pytest.raises(ClaimHeldError, match="local-engine.*pid"):
+    with pytest.raises(ClaimHeldError, match=r"local-engine.*pid"):
         cmd.release(store, claim.name)
     out = cmd.release(store, claim.name, force=True)
     assert out.data["released"]["released"] is True
