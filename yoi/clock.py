@@ -42,12 +42,14 @@ def _utc(dt: datetime) -> datetime:
 
 def format_ts(dt: datetime) -> str:
     """``2026-11-20T10:00:00Z`` (UTC, whole seconds)."""
-    return _utc(dt).strftime("%Y-%m-%dT%H:%M:%SZ")
+    d = _utc(dt)
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
 
 
 def compact(dt: datetime) -> str:
     """``20261120100000``: the timestamp part of slugs and record ids."""
-    return _utc(dt).strftime("%Y%m%d%H%M%S")
+    d = _utc(dt)
+    return f"{d.year:04d}{d.month:02d}{d.day:02d}{d.hour:02d}{d.minute:02d}{d.second:02d}"
 
 
 def parse_ts(text: str) -> datetime:
