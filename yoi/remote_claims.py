@@ -24,11 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import secrets
 import socket
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,22 +33,13 @@ from yoi import claims
 from yoi import remote_git as rg
 from yoi.errors import FencedError, GitError, UsageError
 from yoi.remote_git import RemoteError
+from yoi.remote_refs import ClaimRefs, Clock, claim_ref, default_margin
 from yoi.remote_state import CLAIMS_PREFIX, MAX_DONE, RemoteState, Status
 
 if TYPE_CHECKING:
-    from yoi.git import Repo
     from yoi.store import Store
 
 __all__ = ["RemoteClaim", "RemoteClaimer", "RemoteError", "RemoteState", "Status"]
-
-Clock = Callable[[], float]
-AUTHOR = ("yoi engine", "yoi-engine@localhost")
-_FILES = ("claim.yaml", "done.yaml")
-
-
-def default_margin(lease_seconds: float) -> float:
-    """Skew margin: a tenth of the lease, at least half a second, at most 30 s."""
-    return min(30.0, max(0.5, lease_seconds / 10))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +61,7 @@ class RemoteClaim:
         return CLAIMS_PREFIX + self.slug
 
 
-class RemoteClaimer:
+class RemoteClaimer(ClaimRefs):
     """Claim operations of one owner (an engine instance) on one remote."""
 
     def __init__(
@@ -86,72 +73,47 @@ class RemoteClaimer:
         lease_seconds: float = 60.0,
         clock: Clock | None = None,
         margin: float | None = None,
+        branch_prefix: str | None = None,
     ):
-        self.root = root
-        self.remote = rg.check_remote(remote)
+        lease = float(lease_seconds)
+        super().__init__(
+            root, remote, clock=clock, margin=default_margin(lease) if margin is None else margin
+        )
         self.owner = owner or claims.new_owner_id()
-        self.lease_seconds = float(lease_seconds)
-        self.clock: Clock = clock or time.time
-        self.margin = default_margin(self.lease_seconds) if margin is None else float(margin)
+        self.lease_seconds = lease
         if self.lease_seconds <= 2 * self.margin:
             raise UsageError(
                 f"lease of {self.lease_seconds:g}s is too short for a skew margin of "
                 f"{self.margin:g}s",
                 hint="raise engine.lease_seconds in .yoi/config.yaml",
             )
-        self._repo: Repo | None = None
-        self._mutex = threading.RLock()  # pygit2 objects and pushes, one at a time
         self._done_seen: set[str] = set()
         self._branch_seen: dict[str, str | None] = {}
+        self.branch_prefix = branch_prefix  # set: acquire notes the work branch too
         self.last_state: RemoteState | None = None  # what the last acquire found
 
     @classmethod
     def for_store(
-        cls, store: Store, remote: str, *, owner: str | None = None, clock: Clock | None = None
+        cls,
+        store: Store,
+        remote: str,
+        *,
+        owner: str | None = None,
+        clock: Clock | None = None,
+        push_branch: bool = False,
     ) -> RemoteClaimer:
-        lease = float(store.config()["engine"]["lease_seconds"])
-        return cls(store.root, remote, owner=owner, lease_seconds=lease, clock=clock)
+        """A claimer with the store's lease; ``push_branch``: note the work branch
+        (``engine.branch_prefix`` + slug) at every acquire, as the lease of its push."""
+        engine = store.config()["engine"]
+        return cls(
+            store.root,
+            remote,
+            owner=owner,
+            lease_seconds=float(engine["lease_seconds"]),
+            clock=clock,
+            branch_prefix=str(engine.get("branch_prefix") or "yoi/") if push_branch else None,
+        )
 
-    # ---- reading -------------------------------------------------------------------------
-    def repo(self) -> Repo:
-        if self._repo is None:
-            from yoi.git import Repo
-
-            self._repo = Repo.open(self.root)
-        return self._repo
-
-    def _files(self, oid: str) -> dict[str, bytes | None]:
-        try:
-            return {n: self.repo().read_blob(oid, n) for n in _FILES}
-        except GitError:
-            rg.fetch_objects(self.root, self.remote, [oid])
-            return {n: self.repo().read_blob(oid, n) for n in _FILES}
-
-    def state_of(self, slug: str, oid: str | None) -> RemoteState:
-        if oid is None:
-            return RemoteState(slug, None, Status.ABSENT)
-        from yoi.remote_state import parse_state
-
-        with self._mutex:
-            try:
-                files = self._files(oid)
-            except GitError as exc:
-                return RemoteState(slug, oid, Status.INVALID, problem=exc.render())
-        return parse_state(slug, oid, files, self.clock(), self.margin)
-
-    def read(self, slug: str) -> RemoteState:
-        """The claim on ``slug`` as the remote holds it now."""
-        return self.state_of(slug, rg.ref_oid(self.root, self.remote, _ref(slug)))
-
-    def list_states(self) -> list[RemoteState]:
-        """Every claim ref on the remote, mirrored under ``refs/yoi/remote-claims/``."""
-        found = rg.ls_remote(self.root, self.remote, CLAIMS_PREFIX + "*")
-        if found:
-            mirror = f"refs/yoi/remote-claims/{rg.remote_key(self.remote)}/"
-            rg.fetch_tracking(self.root, self.remote, CLAIMS_PREFIX, mirror)
-        return [self.state_of(ref[len(CLAIMS_PREFIX) :], oid) for ref, oid in sorted(found.items())]
-
-    # ---- building and pushing claim commits -------------------------------------------------
     def _record(self, claim: RemoteClaim, now: float, *, released: bool = False) -> dict[str, Any]:
         return {
             "resource_type": "EVENT",
@@ -166,56 +128,16 @@ class RemoteClaimer:
             "released": released,
         }
 
-    def _commit(
-        self, record: dict[str, Any], done: tuple[str, ...], parent: str | None, what: str
-    ) -> str:
-        from yoi.remote_state import claim_files
-
-        tree = rg.write_tree(self.root, claim_files(record, done))
-        message = (
-            f"yoi claim: {what} {record['resource_id']} v{record['claim_version']}\n\n"
-            f"owner: {record['owner_id']}\nnonce: {secrets.token_hex(8)}\n"
-        )
-        return self.repo().commit_tree(
-            tree,
-            [parent] if parent else [],
-            message,
-            author_name=AUTHOR[0],
-            author_email=AUTHOR[1],
-        )
-
-    def _push(self, ref: str, new: str | None, expected: str | None) -> bool:
-        """CAS ``ref`` from ``expected`` to ``new``. True: done (ours now). False: the ref
-        is no longer ``expected`` (someone else won). ``RemoteError``: the remote refused
-        or could not be reached, and the ref is unchanged or unknown."""
-        try:
-            outcome = rg.push_cas(self.root, self.remote, ref, new, expected)
-        except RemoteError:
-            if rg.ref_oid(self.root, self.remote, ref) == new:
-                return True  # the push landed, only its report got lost
-            raise
-        if outcome.ok:
-            return True
-        current = rg.ref_oid(self.root, self.remote, ref)
-        if new is not None and current == new:
-            return True  # unique commits: only our push can have put it there
-        if current != expected:
-            return False
-        raise RemoteError(
-            f"the remote '{self.remote}' refused to update {ref}: {outcome.reason()}",
-            hint="a server-side hook or permission rejects pushes to refs/yoi/claims/*; "
-            "allow them for the engine",
-        )
-
     # ---- operations -------------------------------------------------------------------------
     def acquire(self, slug: str, event_id: str) -> RemoteClaim | None:
         """Claim ``slug`` for ``event_id``; ``None`` if someone else holds it or the event
         already ran elsewhere (see ``last_state``)."""
-        ref = _ref(slug)
+        ref = claim_ref(slug)
         with self._mutex:
             if event_id in self._done_seen:
                 return None
-            found = rg.ls_remote(self.root, self.remote, ref)
+            branch = f"refs/heads/{self.branch_prefix}{slug}" if self.branch_prefix else None
+            found = rg.ls_remote(self.root, self.remote, ref, *([branch] if branch else []))
             state = self.state_of(slug, found.get(ref))
             self.last_state = state
             if not state.free_for(event_id):
@@ -234,9 +156,11 @@ class RemoteClaimer:
                 claims.format_time(now),
                 state.done,
             )
-            oid = self._commit(self._record(claim, now), claim.done, state.oid, "claim")
-            if not self._push(ref, oid, state.oid):
+            oid = self.commit(self._record(claim, now), claim.done, state.oid, "claim")
+            if not self.push(ref, oid, state.oid):
                 return None
+            if branch is not None:
+                self._branch_seen[slug] = found.get(branch)
             return dataclasses.replace(claim, oid=oid)
 
     def renew(self, claim: RemoteClaim) -> RemoteClaim:
@@ -248,8 +172,8 @@ class RemoteClaimer:
                 claim_version=claim.claim_version + 1,
                 lease_expires_at=now + self.lease_seconds,
             )
-            oid = self._commit(self._record(new, now), new.done, claim.oid, "renew")
-            if not self._push(claim.ref, oid, claim.oid):
+            oid = self.commit(self._record(new, now), new.done, claim.oid, "renew")
+            if not self.push(claim.ref, oid, claim.oid):
                 raise self._fenced(claim, "while renewing")
             return dataclasses.replace(new, oid=oid)
 
@@ -301,11 +225,11 @@ class RemoteClaimer:
 
     def _release_to(self, claim: RemoteClaim, done: tuple[str, ...]) -> bool:
         if not done:
-            return self._push(claim.ref, None, claim.oid)
+            return self.push(claim.ref, None, claim.oid)
         now = self.clock()
         ended = dataclasses.replace(claim, lease_expires_at=min(now, claim.lease_expires_at))
-        oid = self._commit(self._record(ended, now, released=True), done, claim.oid, "release")
-        return self._push(claim.ref, oid, claim.oid)
+        oid = self.commit(self._record(ended, now, released=True), done, claim.oid, "release")
+        return self.push(claim.ref, oid, claim.oid)
 
     def force_release(self, state: RemoteState) -> bool:
         """Release the claim found in ``state`` whoever holds it (``yoi claims release``):
@@ -314,7 +238,7 @@ class RemoteClaimer:
             return False
         with self._mutex:
             if state.record is None:  # invalid: nothing to keep
-                return self._push(state.ref, None, state.oid)
+                return self.push(state.ref, None, state.oid)
             r = state.record
             claim = RemoteClaim(
                 self.remote,
@@ -351,16 +275,10 @@ class RemoteClaimer:
             )
             if expected == local:
                 return local
-            if not self._push(ref, local, expected):
+            if not self.push(ref, local, expected):
                 raise RemoteError(
                     f"did not push {branch}: it moved on remote '{self.remote}' during the run",
                     hint=f"fetch it and compare with the local branch, then push {branch} yourself",
                 )
             self._branch_seen[slug] = local
             return local
-
-
-def _ref(slug: str) -> str:
-    from yoi.git import check_ref_name
-
-    return check_ref_name(CLAIMS_PREFIX + slug)

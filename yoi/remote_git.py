@@ -128,21 +128,21 @@ def _failure(action: str, remote: str, done: proc.Completed) -> RemoteError:
     )
 
 
-def ls_remote(root: Path, remote: str, pattern: str) -> dict[str, str]:
-    """``{ref: oid}`` for the remote refs matching ``pattern`` (a full ref, or a prefix
-    ending in ``/*``). Refs that merely end with the pattern are filtered out."""
+def ls_remote(root: Path, remote: str, *patterns: str) -> dict[str, str]:
+    """``{ref: oid}`` for the remote refs matching any of ``patterns`` (full refs, or
+    prefixes ending in ``/*``), in one round trip. Refs that merely end with a pattern
+    are filtered out."""
     done = _git(
-        root, ["ls-remote", "--refs", check_remote(remote), pattern], timeout_s=READ_TIMEOUT_S
+        root, ["ls-remote", "--refs", check_remote(remote), *patterns], timeout_s=READ_TIMEOUT_S
     )
     if not done.ok:
         raise _failure("ls-remote", remote, done)
-    prefix = pattern[:-1] if pattern.endswith("/*") else None
+    exact = {p for p in patterns if not p.endswith("/*")}
+    prefixes = tuple(p[:-1] for p in patterns if p.endswith("/*"))
     found: dict[str, str] = {}
     for line in done.stdout.decode("utf-8", errors="replace").splitlines():
         oid, _, ref = line.partition("\t")
-        if not _HEX40.fullmatch(oid):
-            continue
-        if (prefix is not None and ref.startswith(prefix)) or ref == pattern:
+        if _HEX40.fullmatch(oid) and (ref in exact or (prefixes and ref.startswith(prefixes))):
             found[ref] = oid
     return found
 
