@@ -279,7 +279,7 @@ def test_cli_exit_code_and_json(store: Store) -> None:
 def test_many_tickets_in_seconds(store: Store) -> None:
     t = queued_ticket(store)
     add_run(t)
-    count = 1500
+    count = 600
     ticket_md = (t.path / "ticket.md").read_text(encoding="utf-8")
     thread_md = (t.path / "thread.md").read_text(encoding="utf-8")
     for i in range(count):

@@ -10,8 +10,9 @@ import pytest
 
 from tests.helpers import commit_all, git
 from tests.test_doctor_support import add_run, new_ticket, queued_ticket, write_yaml, yoi
-from yoi import history, tickets, yamlio
+from yoi import doctor, history, tickets, yamlio
 from yoi.errors import UsageError
+from yoi.lifecycle import Action
 from yoi.model import CommentKind
 from yoi.store import Store
 
@@ -199,3 +200,31 @@ def test_decisions_all_one_and_since(store: Store) -> None:
     assert one.returncode == 0
     assert "Alpha decision two." in one.stdout and "Beta" not in one.stdout
     assert one.stdout.startswith("## Decisions (added since HEAD)")
+
+
+def test_a_real_engine_run_keeps_history_append_only(store: Store) -> None:
+    repo = store.root
+    (repo / "fix.diff").write_text(
+        "diff --git a/README.md b/README.md\n--- a/README.md\n+++ b/README.md\n"
+        "@@ -1 +1 @@\n-hello\n+hello world\n",
+        encoding="utf-8",
+    )
+    t = tickets.create(
+        store,
+        tickets.NewTicket(
+            title="Greet the world",
+            acceptance_criteria=["README greets the world"],
+            patch_file="fix.diff",
+        ),
+    )
+    decide(store, t.slug, "Keep it short.")
+    tickets.transition(store, t.slug, Action.READY)
+    tickets.transition(store, t.slug, Action.QUEUE)
+    commit_all(repo, "queued")
+    proc = yoi(repo, "engine", "run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert store.read_ticket(t.slug).state.value == "done"
+    assert doctor.check(store).problems == []
+    assert against(store, "HEAD") == []
+    commit_all(repo, "the engine's records")
+    assert yoi(repo, "doctor", "--against", "HEAD~1").returncode == 0

@@ -184,3 +184,16 @@ def test_a_broken_store_never_fails_a_git_operation(store_repo: Path) -> None:
     proc = run_git(repo, "commit", "-q", "-m", "queue; events is a file")
     assert proc.returncode == 0
     assert "yoi: warning: the post-commit hook failed" in proc.stderr
+
+
+def test_a_commit_in_a_linked_worktree_runs_the_shared_hooks(store_repo: Path) -> None:
+    repo = store_repo
+    slug = ready_ticket(repo)
+    commit_all(repo, "ready")
+    install(repo)
+    wt = repo.parent / "wt"
+    git(repo, "worktree", "add", "-q", str(wt), "-b", "wt")
+    hand_queue(wt, slug)
+    commit_all(wt, "queued in the linked worktree")
+    assert [e["source"] for e in events(wt, slug)] == ["hook:post-commit"]
+    assert events(repo, slug) == []  # each worktree has its own checked-out store
