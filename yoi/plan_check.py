@@ -79,12 +79,16 @@ def render_cycle(cycle: Sequence[str]) -> str:
     return ARROW.join(cycle)
 
 
-def new_cycle(records: Sequence[PlanRecord], e: Edge) -> tuple[str, list[str]] | None:
-    """(what, cycle path) if adding ``e`` closes a cycle: ``first → then → … → first``."""
-    for what, kinds in (
+def new_cycle(
+    records: Sequence[PlanRecord], kind: PlanKind, e: Edge
+) -> tuple[str, list[str]] | None:
+    """(what, cycle path) if adding the ``kind`` edge ``e`` closes a cycle:
+    ``first → then → … → first``."""
+    checks = (
         ("depends_on/blocks", DEPENDENCY_KINDS),
         ("ordering", (*DEPENDENCY_KINDS, *ORDERING_KINDS)),
-    ):
+    )
+    for what, kinds in checks if kind in DEPENDENCY_KINDS else checks[1:]:
         back = path(graph(records, kinds), e.then, e.first)
         if back is not None:
             return what, [e.first, *back]

@@ -126,7 +126,7 @@ def _check_relation(
                     hint="`yoi plan list " + slug + "` shows its records",
                 )
     e = edge(kind, slug, related)
-    found = new_cycle(records, e) if e is not None else None
+    found = new_cycle(records, kind, e) if e is not None else None
     if found is not None:
         what, cycle = found
         raise PlanRefusedError(
