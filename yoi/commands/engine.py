@@ -1,0 +1,173 @@
+"""`yoi engine tick|run|watch`: drive the control plane (SPEC §5, §7).
+
+Progress goes to stderr; the returned ``Output`` is the JSON document (SPEC §7) and the
+human summary. ``watch`` turns SIGINT/SIGTERM into "finish the current step, release
+the claims, exit 0".
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from yoi import engine, janitor
+from yoi.claims import new_owner_id
+from yoi.engine import PROCESSED, TickResult
+from yoi.errors import UsageError
+from yoi.output import Output
+from yoi.store import Store
+
+
+def _progress(line: str) -> None:
+    sys.stderr.write(f"yoi: engine: {line}\n")
+    sys.stderr.flush()
+
+
+def _check_remote(remote: str | None, push_branch: bool) -> None:
+    if remote is not None:
+        raise UsageError(
+            f"--remote {remote}: claiming on a shared git remote is not available yet",
+            hint="run the engine without --remote (local claims)",
+        )
+    if push_branch:
+        raise UsageError("--push-branch needs --remote NAME")
+
+
+def tick_text(r: TickResult) -> str:
+    if r.outcome == engine.IDLE:
+        return "idle"
+    if r.outcome == PROCESSED and r.run_id:
+        return r.run_id
+    return f"{r.outcome} {r.event_id} ({r.ticket}): {r.reason}"
+
+
+def _describe(r: TickResult) -> str:
+    if r.outcome == PROCESSED and r.run_id:
+        return f"{r.event_id} ({r.ticket}) -> {r.run_id}"
+    return tick_text(r)
+
+
+def _start(store: Store) -> None:
+    report = janitor.clean(store)
+    if not report.empty:
+        _progress(f"janitor: {report.summary()}")
+
+
+def tick(store: Store, *, remote: str | None = None, push_branch: bool = False) -> Output:
+    _check_remote(remote, push_branch)
+    _start(store)
+    result = engine.tick(store)
+    return Output(result.as_dict(), tick_text(result))
+
+
+def _kick(store: Store) -> bool:
+    """Apply the kick rules once; True when they changed anything."""
+    from yoi import plan
+
+    result = plan.kick(store)
+    if result.changed:
+        _progress(f"kick: {result.reason}")
+    return bool(result.changed)
+
+
+def _ticks_output(ticks: list[TickResult]) -> Output:
+    processed = [t for t in ticks if t.outcome == PROCESSED]
+    lines = [tick_text(t) for t in processed]
+    last = ticks[-1] if ticks else None
+    if last is not None and last.outcome != PROCESSED:
+        lines.append(tick_text(last))
+    lines.append(f"{len(processed)} event(s) processed")
+    return Output({"ticks": [t.as_dict() for t in ticks]}, "\n".join(lines))
+
+
+def run(
+    store: Store,
+    *,
+    max_ticks: int | None = None,
+    kick: bool = False,
+    remote: str | None = None,
+    push_branch: bool = False,
+) -> Output:
+    """Tick until nothing is processed (idle, or every pending event deferred)."""
+    _check_remote(remote, push_branch)
+    _start(store)
+    owner = new_owner_id()
+    ticks: list[TickResult] = []
+    kicked = False
+    while max_ticks is None or len(ticks) < max_ticks:
+        result = engine.tick(store, owner=owner)
+        if result.outcome != PROCESSED and kick and not kicked and _kick(store):
+            kicked = True
+            continue
+        ticks.append(result)
+        _progress(_describe(result))
+        if result.outcome != PROCESSED:
+            break
+        kicked = False
+    return _ticks_output(ticks)
+
+
+class _Stop:
+    """Set by SIGINT/SIGTERM: the current step finishes, then the loop ends."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.event.is_set():
+            _progress(
+                f"{signal.Signals(signum).name}: finishing the current step, then releasing claims"
+            )
+        self.event.set()
+
+
+@contextmanager
+def _signals(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def watch(
+    store: Store,
+    *,
+    interval: float = 2.0,
+    kick: bool = True,
+    remote: str | None = None,
+    push_branch: bool = False,
+    max_polls: int | None = None,
+) -> Output:
+    """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests)."""
+    _check_remote(remote, push_branch)
+    stop = _Stop()
+    ticks: list[TickResult] = []
+    polls = 0
+    with _signals(stop):
+        _start(store)
+        owner = new_owner_id()
+        _progress(f"watching (every {interval:g}s) as {owner}; Ctrl-C to stop")
+        while not stop.event.is_set():
+            result = engine.tick(store, owner=owner)
+            if result.outcome == PROCESSED:
+                ticks.append(result)
+                _progress(_describe(result))
+                continue
+            if kick and _kick(store):
+                continue
+            polls += 1
+            if max_polls is not None and polls >= max_polls:
+                break
+            stop.event.wait(interval)
+    _progress(f"stopped; {len(ticks)} event(s) processed")
+    return _ticks_output(ticks)

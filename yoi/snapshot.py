@@ -1,0 +1,168 @@
+"""The context snapshot: the bounded context a runner gets (SPEC §5 step 4).
+
+Built from the ticket (title, body, acceptance criteria), the thread's decisions, the
+base commit, the tracked-file list at that commit, and the contents of the ticket's
+``context_paths`` read from the base commit (never from the user's working tree), all
+within ``context_max_bytes`` (default 64 KiB) of ``full_prompt_text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from yoi.model import Ticket
+
+if TYPE_CHECKING:
+    from yoi.git import Repo
+    from yoi.store import Store
+    from yoi.thread import Entry
+
+DEFAULT_CONTEXT_MAX_BYTES = 64 * 1024
+MAX_LISTED_FILES = 2000
+_TRUNCATED = "\n[... truncated to fit the context budget ...]\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    ref: str
+    commit: str
+
+
+def base_ref(store: Store, ticket: Ticket) -> str:
+    return ticket.base_ref or str(store.config()["engine"].get("base_ref") or "HEAD")
+
+
+def resolve_base(store: Store, repo: Repo, ticket: Ticket) -> Base:
+    ref = base_ref(store, ticket)
+    return Base(ref, repo.resolve_commit(ref))
+
+
+def context_budget(store: Store) -> int:
+    value = store.config().get("context_max_bytes")
+    return int(value) if isinstance(value, int) and value > 0 else DEFAULT_CONTEXT_MAX_BYTES
+
+
+class _Budget:
+    """Appends text sections until the byte budget is spent."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.parts: list[str] = []
+        self.used = 0
+        self.full = False
+
+    def add(self, text: str) -> bool:
+        if self.full:
+            return False
+        size = len(text.encode("utf-8"))
+        room = self.limit - self.used - len(_TRUNCATED)
+        if size <= room:
+            self.parts.append(text)
+            self.used += size
+            return True
+        cut = text.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
+        self.parts.append(cut + _TRUNCATED)
+        self.used = self.limit
+        self.full = True
+        return False
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _header(ticket: Ticket, decisions: Sequence[Entry]) -> str:
+    lines = [f"# Ticket {ticket.slug}: {ticket.title}", ""]
+    if ticket.body.strip():
+        lines += ["## Objective", "", ticket.body.strip(), ""]
+    lines += ["## Acceptance criteria", ""]
+    lines += [f"{i}. {ac}" for i, ac in enumerate(ticket.acceptance_criteria, 1)]
+    lines.append("")
+    if decisions:
+        lines += ["## Decisions", ""]
+        for d in decisions:
+            lines.append(f"- {d.author} at {d.at}: {d.body.strip()}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _context_files(tracked: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    """Tracked files named by ``wanted`` (a file, or a directory prefix), in order."""
+    out: list[str] = []
+    tracked_set = set(tracked)
+    for raw in wanted:
+        path = raw.strip().strip("/")
+        if path in tracked_set:
+            out.append(path)
+        else:
+            out.extend(t for t in tracked if t.startswith(path + "/"))
+    return list(dict.fromkeys(out))
+
+
+def _file_section(repo: Repo, commit: str, path: str) -> str:
+    data = repo.read_blob(commit, path)
+    if data is None:
+        return f"### {path}\n\n(not a regular file at the base commit)\n\n"
+    if b"\0" in data[:8192]:
+        return f"### {path}\n\n(binary file, {len(data)} bytes)\n\n"
+    text = data.decode("utf-8", errors="replace")
+    fence = "````" if "```" in text else "```"
+    return f"### {path}\n\n{fence}\n{text.rstrip()}\n{fence}\n\n"
+
+
+def prompt_text(
+    repo: Repo, ticket: Ticket, base: Base, decisions: Sequence[Entry], limit: int
+) -> tuple[str, dict[str, Any]]:
+    """(full_prompt_text, facts for the metadata) within ``limit`` bytes."""
+    tracked = repo.tracked_files(base.commit)
+    budget = _Budget(limit)
+    budget.add(_header(ticket, decisions))
+    budget.add(f"## Repository\n\nBase: {base.ref} = {base.commit}\n\n")
+    files = _context_files(tracked, ticket.context_paths)
+    included: list[str] = []
+    if files:
+        budget.add("## Context files\n\n")
+        for path in files:
+            if not budget.add(_file_section(repo, base.commit, path)):
+                break
+            included.append(path)
+    listed = tracked[:MAX_LISTED_FILES]
+    more = f"\n(and {len(tracked) - len(listed)} more)" if len(tracked) > len(listed) else ""
+    budget.add(f"## Tracked files ({len(tracked)})\n\n" + "\n".join(listed) + more + "\n")
+    facts = {
+        "tracked_files": len(tracked),
+        "context_files": included,
+        "truncated": budget.full,
+        "max_bytes": limit,
+    }
+    return budget.text(), facts
+
+
+def build(
+    store: Store,
+    repo: Repo,
+    ticket: Ticket,
+    *,
+    snapshot_id: str,
+    now: str,
+    related: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The context_snapshot record for ``ticket`` (not written)."""
+    base = resolve_base(store, repo, ticket)
+    decisions = [e for e in store.read_thread(ticket.slug, ticket.path) if e.kind == "decision"]
+    text, facts = prompt_text(repo, ticket, base, decisions, context_budget(store))
+    return {
+        "snapshot_id": snapshot_id,
+        "ticket": ticket.slug,
+        "metadata": {
+            "commit_sha": base.commit,
+            "base_ref": base.ref,
+            **facts,
+            "acceptance_criteria": list(ticket.acceptance_criteria),
+            "decisions": len(decisions),
+        },
+        "related_yield_refs": list(related),
+        "full_prompt_text": text,
+        "created_at": now,
+    }
