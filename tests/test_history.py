@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import commit_all, git
 from tests.test_doctor_support import add_run, new_ticket, queued_ticket, write_yaml, yoi
-from yoi import doctor, history, tickets, yamlio
+from yoi import doctor, doctor_history, tickets, yamlio
 from yoi.errors import UsageError
 from yoi.lifecycle import Action
 from yoi.model import CommentKind
@@ -27,7 +27,7 @@ def decide(store: Store, slug: str, text: str, by: str = "ada") -> None:
 
 
 def against(store: Store, ref: str = "main") -> list[tuple[str, str, str]]:
-    return [(p.path, p.pointer, p.message) for p in history.against(store, ref)]
+    return [(p.path, p.pointer, p.message) for p in doctor_history.against(store, ref)]
 
 
 def test_two_branches_appending_decisions_merge_cleanly(store: Store) -> None:
@@ -175,7 +175,7 @@ def test_against_compares_with_the_merge_base(store: Store) -> None:
 
 def test_unknown_ref_is_a_usage_error(store: Store) -> None:
     with pytest.raises(UsageError, match="unknown git revision"):
-        history.against(store, "no-such-branch")
+        doctor_history.against(store, "no-such-branch")
     assert yoi(store.root, "doctor", "--against", "no-such-branch").returncode == 2
 
 

@@ -11,23 +11,15 @@ once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from yoi import plan, plan_check
 from yoi.doctor_cache import ParseCache
+from yoi.doctor_git import changed_paths, git, head_tree
 from yoi.doctor_layout import TICKET_FILE, StoreView, classify
 from yoi.doctor_records import Loaded, load, ticket_problems
 from yoi.doctor_refs import bucket_of, duplicate_slugs, ticket_checks
-from yoi.doctor_sources import (
-    FileEntry,
-    IndexSource,
-    Kind,
-    Source,
-    WorktreeSource,
-    changed_paths,
-    git,
-    head_tree,
-)
+from yoi.doctor_sources import FileEntry, IndexSource, Kind, Source, WorktreeSource
 from yoi.errors import GitError, Problem
 from yoi.store import Store
 
@@ -37,7 +29,6 @@ THREAD_PROBE = ".yoi/tickets/open/x/thread.md"
 @dataclass(frozen=True, slots=True)
 class Report:
     problems: list[Problem]
-    fixed: list[str] = field(default_factory=list)
     tickets: int = 0  # ticket directories checked
 
     @property
@@ -211,11 +202,8 @@ def fix(store: Store) -> list[str]:
         for temp in view.temps:
             tx.remove(store.root / temp)
             done.append(f"removed orphan temp file {temp}")
-        fronts = load(
-            source,
-            view,
-            [f.top[TICKET_FILE] for f in view.tickets.values() if TICKET_FILE in f.top],
-        )
+        ticket_files = [f.top[TICKET_FILE] for f in view.tickets.values() if TICKET_FILE in f.top]
+        fronts = load(source, view, ticket_files, ParseCache.open(store.runtime("cache")))
         slugs = view.by_slug()
         for files in view.tickets.values():
             want = bucket_of(fronts.record(files.top.get(TICKET_FILE)) or {})

@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 
 from yoi import clock, events, fsio, proc
+from yoi.doctor_git import NULL_TREE, changed_paths, resolve_commit
 from yoi.doctor_layout import ticket_key
-from yoi.doctor_sources import changed_paths, resolve_commit
 from yoi.errors import GitError, YoiError
 from yoi.model import State
 from yoi.paths import Layout, discover
@@ -36,7 +36,6 @@ POST_HOOKS = HOOK_TYPES[1:]
 MARKER = "# ID: yoi-hook-7d3c9e2a51f04b8e"
 LEGACY_SUFFIX = ".legacy"
 NULL_SHA = "0" * 40
-EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
 class HookState(StrEnum):
@@ -180,7 +179,7 @@ def _rev(root: Path, name: str) -> str | None:
 def base_commit(root: Path, hook_type: str, args: list[str], stdin: str) -> str | None:
     """What the working tree is compared with to find changed tickets (None: scan all)."""
     if hook_type == "post-commit":
-        return _rev(root, "HEAD^1") or EMPTY_TREE
+        return _rev(root, "HEAD^1") or NULL_TREE
     if hook_type == "post-merge":
         return _rev(root, "ORIG_HEAD")
     if hook_type == "post-checkout":

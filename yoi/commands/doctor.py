@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from yoi import doctor as checks
-from yoi import history
-from yoi.doctor_sources import index_file_from_env
+from yoi import doctor_history
+from yoi.doctor_git import index_file_from_env
 from yoi.errors import ExitCode, UsageError
 from yoi.output import Output, problems_text
 from yoi.store import Store
@@ -19,7 +19,9 @@ def doctor(*, staged: bool, against: str | None, fix: bool) -> Output:
     report = checks.check(store, staged=staged, index_file=index_file)
     problems = list(report.problems)
     if against is not None:
-        problems.extend(history.against(store, against, staged=staged, index_file=index_file))
+        problems.extend(
+            doctor_history.against(store, against, staged=staged, index_file=index_file)
+        )
     errors = sum(p.severity == "error" for p in problems)
     warnings = len(problems) - errors
     data = {"ok": errors == 0, "problems": [p.as_dict() for p in problems], "fixed": fixed}

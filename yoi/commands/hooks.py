@@ -53,7 +53,7 @@ def _warn(message: str) -> None:
 
 def _pre_commit() -> int:
     from yoi import doctor
-    from yoi.doctor_sources import index_file_from_env
+    from yoi.doctor_git import index_file_from_env
     from yoi.output import problems_text
     from yoi.store import Store
 
