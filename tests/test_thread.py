@@ -281,6 +281,24 @@ def test_property_render_parse_round_trip(entries: list[Entry], title: str) -> N
     assert len(markers) == len(entries)
 
 
+_THREAD_PIECES = st.sampled_from(
+    [thread.MARKER_PREFIX, " kind=comment", " kind=state", " author=a", ' author="a b"', "x"]
+) | st.sampled_from(
+    [f" at={AT}", " -->", "\n", "\r", "\\", '"', " from=x", " to=y", "=", " ", "-->"]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_THREAD_PIECES, max_size=30).map("".join))
+def test_property_arbitrary_text_parses_or_raises_invalid_record(text: str) -> None:
+    try:
+        entries = parse_thread(text, path="t.md")
+    except InvalidRecordError:
+        return
+    rendered = "".join(render_entry(entry) for entry in entries)
+    assert parse_thread(rendered, path="t.md") == entries
+
+
 # ------------------------------------------------------------------------ speed, corpus
 
 

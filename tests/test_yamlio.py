@@ -321,7 +321,7 @@ _YAMLISH = st.recursive(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(), _JSON_LIKE) | st.dictionaries(_YAMLISH_TEXT, _YAMLISH))
 def test_property_dump_then_load_is_identity(data: dict[str, Any]) -> None:
     out = yamlio.dump(data)
@@ -398,6 +398,20 @@ def test_property_split_inverts_join(yaml_text: str, body: str) -> None:
 
 
 # ------------------------------------------------------------------------- fuzz corpus
+
+_YAML_PIECES = st.sampled_from(
+    [*"ab01 \n\t-:?[]{},#&*!|>'\"%@`.~=<\\\r\x85\ufeffé", "---", "...", "%YAML 1.2", "!!str"]
+) | st.sampled_from(["- ", ": ", "\n  ", "0x", "0o", "1e", ".inf", "<<"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_YAML_PIECES, max_size=40).map("".join))
+def test_property_arbitrary_text_raises_only_invalid_record(text: str) -> None:
+    for loader in LOADERS:
+        with contextlib.suppress(InvalidRecordError):
+            loader(text, path="t.yaml")
+    with contextlib.suppress(InvalidRecordError):
+        yamlio.split_front_matter(text, path="t.md")
 
 
 @pytest.mark.parametrize("sample", sorted((CORPUS / "yaml").iterdir()), ids=lambda path: path.name)

@@ -118,8 +118,7 @@ def _typed_elsewhere(text: str) -> bool:
 class _Rejected(Exception):
     def __init__(self, mark: Any, message: str):
         super().__init__(message)
-        self.line = mark.line + 1 if mark else 0
-        self.column = mark.column + 1 if mark else 0
+        self.mark = mark
         self.message = message
 
 
@@ -240,29 +239,28 @@ def _invalid(path: str, message: str) -> InvalidRecordError:
     return InvalidRecordError(path, [Problem(path, "", message)])
 
 
-def _at(line: int, column: int, message: str) -> str:
-    return f"line {line}, column {column}: {message}" if line else message
+def _at(mark: Any, message: str) -> str:
+    """``line L, column C: message`` from a 0-based ruamel mark (or just the message)."""
+    return f"line {mark.line + 1}, column {mark.column + 1}: {message}" if mark else message
 
 
 def _describe(exc: BaseException, text: str) -> str:
     """One line saying what is wrong and where."""
     if isinstance(exc, _Rejected):
-        return _at(exc.line, exc.column, exc.message)
+        return _at(exc.mark, exc.message)
     if isinstance(exc, DuplicateKeyError):
         found = re.search(r'found duplicate key "(.*?)" with value', exc.problem or "")
-        key = found.group(1) if found else "?"
-        mark = exc.problem_mark
-        return _at(mark.line + 1, mark.column + 1, f"duplicate key '{key}'")
+        return _at(exc.problem_mark, f"duplicate key '{found.group(1) if found else '?'}'")
     if isinstance(exc, MarkedYAMLError):
         what = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             what = f"{exc.problem} ({exc.context})"
-        mark = exc.problem_mark or exc.context_mark
-        return _at(mark.line + 1, mark.column + 1, what) if mark else what
+        return _at(exc.problem_mark or exc.context_mark, what)
     if isinstance(exc, ReaderError):
         before = text[: exc.position]
         line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
-        return _at(line, column, f"character U+{exc.character:04X} is not allowed in YAML")
+        what = f"character U+{exc.character:04X} is not allowed in YAML"
+        return f"line {line}, column {column}: {what}"
     if isinstance(exc, RecursionError):
         return "nesting too deep to load"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
