@@ -60,6 +60,7 @@ def test_empty_store(store: Store) -> None:
         "new_queued": [],
         "planned_queued": [],
         "inprogress": [],
+        "new_queued_waiting": [],
         "kick": {"due": False, "reason": "no queued work"},
     }
     before = files(store)
@@ -141,6 +142,8 @@ def test_rule3_work_in_progress_means_nothing_is_kicked(store: Store) -> None:
     drop_events(store, b)
     work = status(store)
     assert work["inprogress"] == [running] and work["new_queued"] == [b]
+    [w] = work["new_queued_waiting"]  # not planned yet, but why it waits is visible
+    assert w["slug"] == b and "waits for capacity" in w["waiting"] and running in w["waiting"]
     assert work["kick"]["due"] is False and running in work["kick"]["reason"]
     before = files(store)
     result = plan.kick(store)

@@ -72,6 +72,7 @@ class WorkSet:
     new_queued: tuple[str, ...]
     planned_queued: tuple[Waiting, ...]
     inprogress: tuple[str, ...]
+    new_waiting: tuple[Waiting, ...] = ()  # new queued tickets that could not start now
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,9 @@ def _event_problem(t: Ticket) -> str | None:
 
 def work_set(snap: Snapshot) -> WorkSet:
     """The work set, with the reason each planned queued ticket does not start (None:
-    it starts, or its pending TICKET_READY will start it)."""
+    it starts, or its pending TICKET_READY will start it). New queued tickets that could
+    not start now either (e.g. queued while another ticket runs) are listed with their
+    reasons too, so a wait is visible before the next kick incorporates them."""
     queued = snap.queued()
     _start, holds = _starts(snap, queued)
     reasons = {w.slug: w.reason for w in holds}
@@ -156,7 +159,8 @@ def work_set(snap: Snapshot) -> WorkSet:
             planned.append(Waiting(t.slug, reasons.get(t.slug)))
         else:
             new.append(t.slug)
-    return WorkSet(tuple(new), tuple(planned), tuple(snap.inprogress()))
+    new_waiting = tuple(Waiting(s, reasons[s]) for s in new if s in reasons)
+    return WorkSet(tuple(new), tuple(planned), tuple(snap.inprogress()), new_waiting)
 
 
 # ---- the rules -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ def status(store: Store) -> Output:
         "new_queued": list(work.new_queued),
         "planned_queued": [{"slug": w.slug, "waiting": w.reason} for w in work.planned_queued],
         "inprogress": list(work.inprogress),
+        "new_queued_waiting": [{"slug": w.slug, "waiting": w.reason} for w in work.new_waiting],
         "kick": {"due": decided.due, "reason": decided.reason},
     }
     return Output(data, _status_text(data))
@@ -24,7 +25,9 @@ def status(store: Store) -> Output:
 
 def _status_text(d: dict[str, Any]) -> str:
     lines = ["new queued:" + ("" if d["new_queued"] else " none")]
-    lines.extend(f"  {s}" for s in d["new_queued"])
+    new_waits = {w["slug"]: w["waiting"] for w in d["new_queued_waiting"]}
+    for s in d["new_queued"]:
+        lines.append(f"  {s}" + (f"  waiting: {new_waits[s]}" if s in new_waits else ""))
     lines.append("planned queued:" + ("" if d["planned_queued"] else " none"))
     for w in d["planned_queued"]:
         lines.append(f"  {w['slug']}" + (f"  waiting: {w['waiting']}" if w["waiting"] else ""))
