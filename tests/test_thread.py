@@ -97,11 +97,20 @@ def test_a_body_cannot_forge_an_entry() -> None:
     assert parse_thread(text, path="t.md") == [entry]
 
 
-@pytest.mark.parametrize("body", ["", "\n", "x", "x\n", "x\n\n", "\n\nx", " ", "\r", "a\r\nb\r\n"])
+@pytest.mark.parametrize("body", ["", "x", "\n\nx", " ", "x\n ", "\r", "a\r\nb\r", "\\"])
 def test_bodies_round_trip_exactly(body: str) -> None:
     entries = [make_entry("comment", "ada", AT, body), make_entry("plan", "bo", AT, "next")]
     text = "".join(render_entry(entry) for entry in entries)
     assert parse_thread(text, path="t.md") == entries
+
+
+@pytest.mark.parametrize("body", ["x\n", "x\n\n\n"])
+def test_trailing_newlines_are_layout_and_every_entry_ends_with_one_blank_line(body: str) -> None:
+    entry = Entry("comment", "ada", AT, (), body)
+    assert entry.body == "x"
+    assert render_entry(entry).endswith("\n\nx\n\n")
+    assert not render_entry(entry).endswith("\n\n\n")
+    assert parse_thread(render_entry(entry), path="t.md")[0].body == "x"
 
 
 def test_empty_body_renders_heading_and_one_blank_line() -> None:

@@ -10,8 +10,10 @@ line, the Markdown body and one blank line::
 
 State, run and pause entries add one summary line under the heading (``**queued →
 inprogress**: reason``). Heading and summary are derived from the attributes and
-stripped again on parse, so ``parse_thread(render_entry(e)) == [e]``; an empty body
-renders as nothing after the heading's blank line. Appending is concatenation.
+stripped again on parse, so ``parse_thread(render_entry(e)) == [e]``. ``Entry`` drops
+trailing newlines from its body (they are layout), so every rendered entry ends with
+exactly one blank line and an empty body renders as nothing after the heading's blank
+line. Appending is concatenation; a final blank line lost to an editor is tolerated.
 
 Attribute values are bare when they are non-empty and hold no whitespace, ``"``, ``\\``
 or ``=``; otherwise they are double-quoted with ``\\"`` and ``\\\\`` escapes. Values may
@@ -70,6 +72,11 @@ class Entry:
     at: str
     attrs: tuple[tuple[str, str], ...] = field(default=())
     body: str = ""
+
+    def __post_init__(self) -> None:
+        # Trailing newlines are layout (the blank line that ends every entry), not content.
+        if self.body.endswith("\n"):
+            object.__setattr__(self, "body", self.body.rstrip("\n"))
 
     def get(self, name: str) -> str | None:
         if name in _CORE:
@@ -226,11 +233,7 @@ def _body_from(segment: str, entry: Entry) -> str:
     header = _header(entry)
     if segment.startswith(header):
         segment = segment[len(header) :]
-    segment = segment.removeprefix("\n")
-    if segment.endswith("\n\n"):
-        segment = segment[:-2]
-    elif segment.endswith("\n"):  # a hand edit or an editor dropped the final blank line
-        segment = segment[:-1]
+    segment = segment.removeprefix("\n").rstrip("\n")
     if MARKER_PREFIX not in segment:
         return segment
     lines = segment.split("\n")
