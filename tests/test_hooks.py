@@ -167,3 +167,20 @@ def test_pre_commit_framework_manifest() -> None:
             "files": "^\\.yoi/",
         }
     ]
+
+
+def test_a_legacy_that_is_itself_a_yoi_hook_is_not_run_again(store_repo: Path) -> None:
+    hooks_dir = store_repo / ".git" / "hooks"
+    hooks.install(discover(store_repo))
+    (hooks_dir / "post-commit.legacy").write_bytes((hooks_dir / "post-commit").read_bytes())
+    (hooks_dir / "post-commit.legacy").chmod(0o755)
+    (store_repo / "f.txt").write_text("x\n", encoding="utf-8")
+    git(store_repo, "add", "f.txt")
+    proc = subprocess.run(
+        ["git", "commit", "-q", "-m", "f"],
+        cwd=store_repo,
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
