@@ -75,6 +75,8 @@ def listing_problems(entries: list[FileEntry], view: StoreView) -> list[Problem]
                     e.path, "", "not a regular file (device, fifo, socket or submodule); remove it"
                 )
             )
+        elif e.kind is Kind.UNREADABLE:
+            out.append(Problem(e.path, "", "directory cannot be listed (permissions?)"))
         elif e.kind is Kind.UNMERGED:
             out.append(
                 Problem(e.path, "", "unmerged: resolve the merge conflict and `git add` the file")

@@ -28,6 +28,7 @@ class Kind(StrEnum):
     SYMLINK = "symlink"
     OTHER = "other"  # a fifo, socket, device or submodule
     UNMERGED = "unmerged"  # an index entry with conflict stages
+    UNREADABLE = "unreadable"  # a directory that cannot be listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,12 @@ def _mode_kind(mode: str) -> Kind:
     if mode in ("100644", "100755"):
         return Kind.FILE
     return Kind.SYMLINK if mode == "120000" else Kind.OTHER
+
+
+def _kind(item: os.DirEntry[str]) -> Kind:
+    if item.is_symlink():
+        return Kind.SYMLINK
+    return Kind.FILE if item.is_file(follow_symlinks=False) else Kind.OTHER
 
 
 class _GitSource:
@@ -156,17 +163,19 @@ class WorktreeSource:
         stack = [self.yoi_dir]
         while stack:
             directory = stack.pop()
-            with os.scandir(directory) as it:
-                for item in it:
-                    path = Path(item.path)
-                    if item.is_symlink():
-                        out.append(FileEntry(self._rel(path), Kind.SYMLINK))
-                    elif item.is_dir(follow_symlinks=False):
-                        stack.append(path)
-                    elif item.is_file(follow_symlinks=False):
-                        out.append(FileEntry(self._rel(path), Kind.FILE))
-                    else:
-                        out.append(FileEntry(self._rel(path), Kind.OTHER))
+            try:
+                items = list(os.scandir(directory))
+            except FileNotFoundError:
+                continue  # removed while we walked (a concurrent bucket move)
+            except OSError:
+                out.append(FileEntry(self._rel(directory), Kind.UNREADABLE))
+                continue
+            for item in items:
+                path = Path(item.path)
+                if item.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                else:
+                    out.append(FileEntry(self._rel(path), _kind(item)))
         return out
 
     def entries(self) -> list[FileEntry]:
