@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from yoi.doctor_git import resolve_tree
 from yoi.doctor_layout import THREAD_FILE, classify
@@ -63,6 +64,13 @@ def entries_at(store: Store, ref: str, slugs: Iterable[str]) -> dict[str, set[En
     return out
 
 
+def _title(store: Store, slug: str, path: Path) -> str:
+    try:
+        return store.load_ticket(slug, path).ticket.title
+    except YoiError:
+        return ""  # an invalid ticket.md does not hide its decisions
+
+
 def decisions(
     store: Store, *, name: str | None = None, since: str | None = None
 ) -> tuple[list[Decision], list[str]]:
@@ -81,14 +89,9 @@ def decisions(
         except YoiError as exc:
             warnings.append(f"skipped {slug}: {exc.render()}")
             continue
-        try:
-            title = store.load_ticket(slug, path).ticket.title
-        except YoiError:
-            title = ""
         seen = old.get(slug, set())
-        out.extend(
-            Decision(slug, title, e)
-            for e in entries
-            if e.kind == "decision" and entry_key(e) not in seen
-        )
+        found = [e for e in entries if e.kind == "decision" and entry_key(e) not in seen]
+        if found:
+            title = _title(store, slug, path)
+            out.extend(Decision(slug, title, e) for e in found)
     return out, warnings
