@@ -175,3 +175,17 @@ def lease_for(
         claims.release(claim)
         return None
     return DistributedLease(claims, claim, RemoteLease(remote, remote_claim, warn=warn), slug=slug)
+
+
+def push_work_branch(
+    claimer: RemoteClaimer, store: Store, slug: str, *, warn: Warn = stderr_warn
+) -> str | None:
+    """After a run of ``slug`` (``--push-branch``): push its work branch by CAS from what
+    the remote had when the ticket was claimed. The pushed oid, or None (with a warning)
+    when there is no branch to push or the remote refused or moved."""
+    branch = f"{store.config()['engine'].get('branch_prefix') or 'yoi/'}{slug}"
+    try:
+        return claimer.push_branch(slug, branch)
+    except YoiError as exc:
+        warn(exc.message)
+        return None
