@@ -126,7 +126,7 @@ def hold_reason(snap: Snapshot, t: Ticket) -> str | None:
         b = open_blockers[0]
         return f"blocked: unresolved blocker {b.blocker_id} ({b.kind.value}): {b.description}"
     states = {x.slug: x.state for x in snap.tickets}
-    blocking = plan._unfinished_prerequisites(snap.records, t.slug, states)
+    blocking = plan.unfinished_prerequisites(snap.records, t.slug, states)
     if blocking:
         return "blocked: " + "; ".join(blocking)
     return plan.wait_reason(snap.records, t, snap.tickets, snap.capacity)

@@ -211,7 +211,7 @@ def _states(tickets: Sequence[Ticket]) -> dict[str, State]:
     return {t.slug: t.state for t in tickets}
 
 
-def _unfinished_prerequisites(
+def unfinished_prerequisites(
     records: Sequence[PlanRecord], slug: str, states: Mapping[str, State]
 ) -> list[str]:
     problems = []
@@ -231,13 +231,13 @@ def queue_problems(store: Store, slug: str) -> list[str]:
     """Why ``slug`` may not be queued (SPEC §4): a `depends_on` target or a ticket that
     `blocks` it which is missing or in planning, ready or blocked."""
     tickets, _invalid = store.list_tickets()
-    return _unfinished_prerequisites(all_records(store), slug, _states(tickets))
+    return unfinished_prerequisites(all_records(store), slug, _states(tickets))
 
 
 def blocking_prerequisites(store: Store, ticket: Ticket, *, tickets: Sequence[Ticket]) -> list[str]:
     """Prerequisites of ``ticket`` that will not finish on their own (planning, ready,
     blocked) or do not exist, in plain words naming each: the engine's BLOCKED path."""
-    return _unfinished_prerequisites(all_records(store), ticket.slug, _states(tickets))
+    return unfinished_prerequisites(all_records(store), ticket.slug, _states(tickets))
 
 
 def start_wait_reason(store: Store, ticket: Ticket, *, tickets: Sequence[Ticket]) -> str | None:

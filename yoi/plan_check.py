@@ -103,7 +103,12 @@ def validate_records(store: Store) -> list[Problem]:
     from yoi import plan
 
     slugs = {slug for _bucket, slug, _dir in store.iter_ticket_dirs()}
-    records = plan.all_records(store)
+    return check_records(store, plan.all_records(store), slugs)
+
+
+def check_records(store: Store, records: Sequence[PlanRecord], slugs: set[str]) -> list[Problem]:
+    """``validate_records`` on given records (oldest first) and ticket slugs, e.g. the
+    records of one git revision."""
     problems: list[Problem] = []
     for r in records:
         problems.extend(_record_problems(store, r, slugs))
