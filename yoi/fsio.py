@@ -5,6 +5,10 @@ runtime-state modules; nothing else writes files under .yoi/.
 - ``create_exclusive``: temp file, fsync, ``os.link`` into place (EEXIST = someone won).
 - ``ensure_dir``: mkdir -p that refuses to pass through symlinks.
 - ``read_bytes``: size-capped read that refuses symlinks.
+
+A failed write raises ``StoreIOError``: a ``YoiError`` (the CLI prints it cleanly) that
+is also an ``OSError`` (callers that handle OSError keep working). Temp files are
+dot-prefixed ``*.tmp`` in the target's directory; readers and listings skip them.
 """
 
 from __future__ import annotations
@@ -25,13 +29,43 @@ def _tmp_in(directory: Path, name: str) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=directory)
 
 
+class StoreIOError(YoiError, OSError):
+    """A file-system operation on the store failed (EIO, ENOSPC, EACCES...)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        code: int | None = None,
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.errno = code
+
+
+def io_error(action: str, path: Path, exc: OSError) -> StoreIOError:
+    """``exc`` as a ``StoreIOError`` naming the file (kept as is if it already is one)."""
+    if isinstance(exc, StoreIOError):
+        return exc
+    return StoreIOError(
+        f"cannot {action}: {exc.strerror or exc}",
+        where=str(path),
+        hint="check free space and permissions, then retry",
+        code=exc.errno,
+    )
+
+
 def fsync_dir(directory: Path) -> None:
-    faults.io("fsync")
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        faults.io("fsync")
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise io_error("sync the directory", directory, exc) from exc
 
 
 def _write_tmp(directory: Path, name: str, data: bytes, mode: int) -> str:
@@ -53,49 +87,76 @@ def _write_tmp(directory: Path, name: str, data: bytes, mode: int) -> str:
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data``: a crash leaves the old or the new file."""
-    tmp = _write_tmp(path.parent, path.name, data, mode)
     try:
-        faults.io("rename")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        tmp = _write_tmp(path.parent, path.name, data, mode)
+        faults.crashpoint("fsio.tmp")
+        try:
+            faults.io("rename")
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise io_error("write the file", path, exc) from exc
     if sync_dir:
         fsync_dir(path.parent)
 
 
 def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     """Create ``path`` with full content only if it does not exist. True if we created it."""
-    tmp = _write_tmp(path.parent, path.name, data, mode)
     try:
-        faults.io("link")
-        os.link(tmp, path)
-    except FileExistsError:
-        return False
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        tmp = _write_tmp(path.parent, path.name, data, mode)
+        faults.crashpoint("fsio.tmp")
+        try:
+            faults.io("link")
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise io_error("create the file", path, exc) from exc
     fsync_dir(path.parent)
     return True
 
 
-def ensure_dir(path: Path, *, stop: Path) -> None:
-    """``mkdir -p path`` below ``stop`` that refuses any symlinked component."""
-    rel = path.relative_to(stop)
+def _symlink_refusal(path: Path) -> UsageError:
+    return UsageError(
+        "refusing to write through a symlink inside the store",
+        where=str(path),
+        hint="remove the symlink; yoi stores only plain files and directories",
+    )
+
+
+def check_no_symlinks(path: Path, *, stop: Path) -> None:
+    """Raise ``UsageError`` if a component of ``path`` below ``stop`` is a symlink
+    (the final component included). Writes nothing."""
     current = stop
-    for part in rel.parts:
+    for part in path.relative_to(stop).parts:
         current = current / part
         if current.is_symlink():
-            raise UsageError(
-                "refusing to write through a symlink inside the store",
-                where=str(current),
-                hint="remove the symlink; yoi stores only plain files and directories",
-            )
+            raise _symlink_refusal(current)
+        if not current.exists():
+            return
+
+
+def ensure_dir(path: Path, *, stop: Path) -> None:
+    """``mkdir -p path`` below ``stop`` that refuses any symlinked component."""
+    current = stop
+    for part in path.relative_to(stop).parts:
+        current = current / part
+        if current.is_symlink():
+            raise _symlink_refusal(current)
         if not current.is_dir():
-            faults.io("mkdir")
-            with contextlib.suppress(FileExistsError):
+            try:
+                faults.io("mkdir")
                 os.mkdir(current)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise io_error("create the directory", current, exc) from exc
 
 
 def read_bytes(path: Path, *, limit: int) -> bytes:
@@ -134,7 +195,3 @@ def remove_tree_entry(path: Path) -> None:
 
 def is_temp_name(name: str) -> bool:
     return name.startswith(".") and name.endswith(TMP_SUFFIX)
-
-
-class StoreIOError(YoiError):
-    pass

@@ -1,24 +1,39 @@
 """Journaled multi-file commits.
 
-A transaction's operations are written to ``<runtime>/journal/<txid>.json`` (atomic,
-fsynced) before any store file changes; then each file is replaced atomically, directory
-moves are done, and the journal is removed. A crash after the journal is durable is
-rolled forward by the next lock holder; a crash before it leaves nothing. Every
-operation is idempotent, so rolling forward twice is harmless.
+A transaction's operations are checked first (no path may pass through a symlink: a
+refused transaction writes nothing), then written to
+``<runtime>/journal/<time>-<id>.json`` (atomic, fsynced) before any store file changes;
+then each file is replaced atomically, directory moves are done, and the journal is
+removed. The journal is the commit point:
+
+- a failure before it is durable changes nothing and says so ("nothing was changed");
+- a failure after it is retried once at once (every operation is idempotent); if the
+  retry fails too, the error says the change is saved and the next lock holder rolls it
+  forward, so the caller must not repeat it;
+- a crash after it is rolled forward by the next lock holder (``roll_forward``), in the
+  order the journals were written. Rolling forward twice is harmless.
+
+A transaction of a single write needs no journal: the atomic replace is its commit.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from yoi import faults, fsio
+from yoi.fsio import StoreIOError
+
+NOTHING_CHANGED = "nothing was changed"
+SAVED = "the change is saved and will be completed by the next yoi command"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +86,15 @@ def _safe_rel(base: Path, rel: str) -> Path:
     return path
 
 
+def preflight(store_dir: Path, ops: Sequence[Op]) -> None:
+    """Refuse (``UsageError``) before anything is written if an operation would pass
+    through a symlink inside the store (a link planted by a pull request, R21)."""
+    for op in ops:
+        paths = [op.src, op.dst] if isinstance(op, Move) else [op.path]
+        for rel in paths:
+            fsio.check_no_symlinks(_safe_rel(store_dir, rel), stop=store_dir)
+
+
 def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> None:
     """Apply ``ops`` in order, idempotently; resume after the last completed move."""
     start = 0
@@ -103,62 +127,153 @@ def _apply_one(store_dir: Path, op: Op, dirs: set[Path]) -> None:
         src, dst = _safe_rel(store_dir, op.src), _safe_rel(store_dir, op.dst)
         if src.exists() and not dst.exists():
             fsio.ensure_dir(dst.parent, stop=store_dir)
-            faults.io("rename")
-            os.rename(src, dst)
+            try:
+                faults.io("rename")
+                os.rename(src, dst)
+            except OSError as exc:
+                raise fsio.io_error("move the directory", src, exc) from exc
             dirs.update({src.parent, dst.parent})
     else:
         path = _safe_rel(store_dir, op.path)
-        with contextlib.suppress(FileNotFoundError):
+        try:
             faults.io("rename")
             os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise fsio.io_error("remove the file", path, exc) from exc
         dirs.add(path.parent)
 
 
 def commit(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> None:
-    """Durably apply ``ops``: journal first when there is more than one operation."""
+    """Durably apply ``ops`` (see the module docstring for what a failure means)."""
     if not ops:
         return
+    preflight(store_dir, ops)
     if len(ops) == 1 and not isinstance(ops[0], Move):
-        apply_ops(store_dir, ops)
+        _apply_retrying(store_dir, ops, None)
         return
-    journal_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{uuid.uuid4().hex}.json"
-    body = {"version": 1, "store": str(store_dir), "ops": [_encode(op) for op in ops]}
-    fsio.atomic_write(journal_dir / name, json.dumps(body).encode("utf-8"))
+    path = _write_journal(journal_dir, store_dir, ops)
     faults.crashpoint("txn.journal")
-    apply_ops(store_dir, ops, crash_prefix="txn")
-    _remove_journal(journal_dir / name)
+    _apply_retrying(store_dir, ops, path)
+    try:
+        _remove_journal(path)
+    except OSError:
+        # Applied; a leftover journal is re-applied (same content) and removed by the
+        # next lock holder before it changes anything.
+        with contextlib.suppress(OSError):
+            _remove_journal(path)
+
+
+def _write_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> Path:
+    path = journal_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+    body = {"version": 1, "store": str(store_dir), "ops": [_encode(op) for op in ops]}
+    try:
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        fsio.atomic_write(path, json.dumps(body).encode("utf-8"), sync_dir=False)
+    except OSError as exc:
+        raise _failed(f"cannot write the journal: {_reason(exc)}; {NOTHING_CHANGED}", path) from exc
+    try:
+        fsio.fsync_dir(journal_dir)
+    except OSError as exc:
+        try:
+            _remove_journal(path)
+        except OSError:
+            raise _failed(
+                f"cannot sync the journal: {_reason(exc)}; the change may or may "
+                "not be applied by the next yoi command",
+                path,
+            ) from exc
+        raise _failed(f"cannot sync the journal: {_reason(exc)}; {NOTHING_CHANGED}", path) from exc
+    return path
+
+
+def _apply_retrying(store_dir: Path, ops: Sequence[Op], journal: Path | None) -> None:
+    try:
+        apply_ops(store_dir, ops, crash_prefix="txn")
+        return
+    except OSError:
+        pass  # a transient fault: every operation is idempotent, so try once more
+    try:
+        apply_ops(store_dir, ops)
+    except OSError as exc:
+        if journal is None:
+            raise fsio.io_error("write the file", store_dir / _target(ops[0]), exc) from exc
+        raise StoreIOError(
+            f"cannot apply the change: {_reason(exc)}; {SAVED}",
+            where=str(journal),
+            hint="fix the disk problem (space, permissions); do not repeat the command",
+            code=exc.errno,
+        ) from exc
+
+
+def _target(op: Op) -> str:
+    return op.src if isinstance(op, Move) else op.path
+
+
+def _reason(exc: OSError) -> str:
+    return str(exc.strerror or exc)
+
+
+def _failed(message: str, path: Path) -> StoreIOError:
+    return StoreIOError(
+        message, where=str(path), hint="check free space and permissions, then retry"
+    )
 
 
 def _remove_journal(path: Path) -> None:
-    faults.io("rename")
-    os.unlink(path)
+    try:
+        faults.io("rename")
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise fsio.io_error("remove the journal", path, exc) from exc
     fsio.fsync_dir(path.parent)
 
 
 def pending(journal_dir: Path) -> list[Path]:
+    """Pending journals, oldest first."""
     if not journal_dir.is_dir():
         return []
     return sorted(p for p in journal_dir.iterdir() if p.suffix == ".json")
+
+
+def _read(path: Path) -> tuple[Path, list[Op]] | None:
+    """The journal's store and operations; None when it is unreadable (never complete)."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        ops = [_decode(op) for op in body["ops"]]
+        return Path(str(body.get("store", ""))), ops
+    except (OSError, ValueError, KeyError, TypeError, binascii.Error):
+        return None
 
 
 def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
     """Complete every pending journal (call with the store lock held). Returns the count.
 
     Journals live in the common dir and may belong to another worktree's store; each
-    names its store. A journal whose store no longer exists is dropped.
+    names its store. A journal whose store no longer exists is dropped. A journal that
+    cannot be completed stops here with an error: nothing newer may be written over it.
     """
     done = 0
     for path in pending(journal_dir):
-        try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        found = _read(path)
+        if found is None:
             # An unreadable journal was never fully written (atomic_write): nothing ran.
             _remove_journal(path)
             continue
-        store = Path(str(body.get("store", "")))
+        store, ops = found
         if store.is_dir():
-            apply_ops(store, [_decode(op) for op in body["ops"]])
+            try:
+                apply_ops(store, ops, crash_prefix="roll")
+            except OSError as exc:
+                raise StoreIOError(
+                    f"cannot complete an interrupted change: {_reason(exc)}",
+                    where=str(path),
+                    hint="fix the disk problem (space, permissions) and retry",
+                    code=exc.errno,
+                ) from exc
         _remove_journal(path)
         done += 1
     return done
