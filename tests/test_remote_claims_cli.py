@@ -15,6 +15,8 @@ from yoi.claims import Claims
 from yoi.commands import claims as cmd
 from yoi.commands.claims import ClaimHeldError
 from yoi.errors import ExitCode
+from yoi.remote_claims import RemoteClaimer
+from yoi.remote_lease import push_work_branch
 from yoi.store import Store
 
 
@@ -109,3 +111,34 @@ def test_cli_reports_an_unreachable_remote_without_a_traceback(
     done = run_yoi("claims", "list", "--remote", str(a.parent / "nowhere.git"), cwd=a)
     assert done.returncode == 1
     assert "yoi: error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_push_work_branch_creates_it_when_it_was_absent_at_claim_time(
+    team: tuple[Path, Path, Path],
+) -> None:
+    remote, a, _b = team
+    store = Store.discover(a)
+    claimer_a = RemoteClaimer.for_store(store, "origin", push_branch=True)
+    assert claimer_a.acquire(SLUG, "ev-1") is not None
+    git(a, "branch", f"yoi/{SLUG}")
+    warnings: list[str] = []
+    pushed = push_work_branch(claimer_a, store, SLUG, warn=warnings.append)
+    assert warnings == []
+    assert pushed == git(remote, "rev-parse", f"refs/heads/yoi/{SLUG}").strip()
+
+
+def test_push_work_branch_never_overwrites_a_branch_that_moved_during_the_run(
+    team: tuple[Path, Path, Path],
+) -> None:
+    remote, a, b = team
+    store = Store.discover(a)
+    claimer_a = RemoteClaimer.for_store(store, "origin", push_branch=True)
+    assert claimer_a.acquire(SLUG, "ev-1") is not None
+    git(b, "commit", "-q", "--allow-empty", "-m", "a teammate's work")
+    git(b, "push", "-q", "origin", f"HEAD:refs/heads/yoi/{SLUG}")  # pushed during our run
+    theirs = git(remote, "rev-parse", f"refs/heads/yoi/{SLUG}").strip()
+    git(a, "branch", f"yoi/{SLUG}")
+    warnings: list[str] = []
+    assert push_work_branch(claimer_a, store, SLUG, warn=warnings.append) is None
+    assert len(warnings) == 1 and "moved" in warnings[0]
+    assert git(remote, "rev-parse", f"refs/heads/yoi/{SLUG}").strip() == theirs

@@ -264,10 +264,12 @@ class RemoteClaimer(ClaimRefs):
         (or what is there now). Returns the pushed oid; ``RemoteError`` when the remote
         branch moved meanwhile or the remote refused."""
         ref = f"refs/heads/{branch}"
-        local = self.repo().ref_target(ref)
-        if local is None:
-            raise GitError(f"there is no local branch '{branch}' to push")
         with self._mutex:
+            local = self.repo().ref_target(ref)
+            if local is None:
+                raise GitError(
+                    f"there is no local branch '{branch}' to push (the run made no commit)"
+                )
             expected = (
                 self._branch_seen[slug]
                 if slug in self._branch_seen
