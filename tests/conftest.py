@@ -60,16 +60,23 @@ def store_repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield repo
 
 
-def run_yoi(*args: str, cwd: Path, env: dict[str, str] | None = None,
-            check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_yoi(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess (`python -m yoi ...`)."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
     proc = subprocess.run(
         [sys.executable, "-m", "yoi", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"yoi {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"yoi {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc

@@ -9,9 +9,7 @@ from pathlib import Path
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
     """Run the real git CLI and return stdout."""
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
     if check and proc.returncode != 0:
         raise AssertionError(f"git {args} failed: {proc.stdout}\n{proc.stderr}")
     return proc.stdout

@@ -31,7 +31,9 @@ def reference() -> str:
     for path, cmd in _walk(cli, ["yoi"]):
         if isinstance(cmd, click.Group) and len(path) > 1:
             continue
-        ctx = click.Context(cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100)
+        ctx = click.Context(
+            cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100
+        )
         help_text = cmd.get_help(ctx)
         help_text = re.sub(r"^Usage: ", "", help_text)
         parts.append(f"### `{' '.join(path)}`\n\n```\n{help_text}\n```\n")
@@ -51,11 +53,38 @@ def test_cli_reference_is_current() -> None:
 
 def test_every_spec_command_exists() -> None:
     names = {" ".join(p) for p, _ in _walk(cli, ["yoi"])}
-    for cmd in ["init", "ticket create", "ticket list", "ticket show", "ticket edit",
-                "ticket comment", "ticket ready", "ticket queue", "ticket return",
-                "ticket requeue", "ticket block", "ticket resolve", "plan add", "plan list",
-                "plan rm", "orchestrate status", "orchestrate kick", "engine tick",
-                "engine run", "engine watch", "events list", "runs list", "runs show",
-                "hooks install", "hooks uninstall", "hooks status", "doctor",
-                "thread decisions", "claims list", "claims stale", "claims release", "demo"]:
+    for cmd in [
+        "init",
+        "ticket create",
+        "ticket list",
+        "ticket show",
+        "ticket edit",
+        "ticket comment",
+        "ticket ready",
+        "ticket queue",
+        "ticket return",
+        "ticket requeue",
+        "ticket block",
+        "ticket resolve",
+        "plan add",
+        "plan list",
+        "plan rm",
+        "orchestrate status",
+        "orchestrate kick",
+        "engine tick",
+        "engine run",
+        "engine watch",
+        "events list",
+        "runs list",
+        "runs show",
+        "hooks install",
+        "hooks uninstall",
+        "hooks status",
+        "doctor",
+        "thread decisions",
+        "claims list",
+        "claims stale",
+        "claims release",
+        "demo",
+    ]:
         assert f"yoi {cmd}" in names, cmd

@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_twenty_concurrent_comments_all_land(store_repo: Path) -> None:
-    slug = run_yoi("ticket", "create", "Busy ticket", "--ac", "x", "--json", cwd=store_repo,
-                   check=True).stdout
+    slug = run_yoi(
+        "ticket", "create", "Busy ticket", "--ac", "x", "--json", cwd=store_repo, check=True
+    ).stdout
     import json
 
     slug = json.loads(slug)["ticket"]["slug"]
@@ -23,7 +24,10 @@ def test_twenty_concurrent_comments_all_land(store_repo: Path) -> None:
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "yoi", "ticket", "comment", slug, "-m", f"comment {i}"],
-            cwd=store_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=store_repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for i in range(20)
     ]

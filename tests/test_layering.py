@@ -25,11 +25,15 @@ def imported(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize(("lib", "owner"), [("click", "cli.py"), ("pygit2", "git.py"),
-                                            ("subprocess", "proc.py")])
+@pytest.mark.parametrize(
+    ("lib", "owner"), [("click", "cli.py"), ("pygit2", "git.py"), ("subprocess", "proc.py")]
+)
 def test_library_confined_to_one_module(lib: str, owner: str) -> None:
-    offenders = [str(p.relative_to(PKG)) for p in MODULES
-                 if lib in imported(p) and p.relative_to(PKG) != Path(owner)]
+    offenders = [
+        str(p.relative_to(PKG))
+        for p in MODULES
+        if lib in imported(p) and p.relative_to(PKG) != Path(owner)
+    ]
     assert offenders == [], f"{lib} imported outside {owner}: {offenders}"
 
 
@@ -41,16 +45,27 @@ def test_pure_modules_do_no_io(name: str) -> None:
     path = PKG / name
     if not path.exists():
         pytest.skip(f"{name} not present")
-    bad = imported(path) & {"os", "shutil", "subprocess", "filelock", "pygit2", "socket",
-                            "tempfile", "yoi.store"}
+    bad = imported(path) & {
+        "os",
+        "shutil",
+        "subprocess",
+        "filelock",
+        "pygit2",
+        "socket",
+        "tempfile",
+        "yoi.store",
+    }
     assert not bad, f"{name} imports I/O modules {bad}"
 
 
 def test_startup_does_not_import_heavy_libraries() -> None:
-    code = ("import sys; from yoi.cli import main; main(['--version']); "
-            "print(sorted(m for m in ('pygit2', 'jsonschema', 'ruamel', 'filelock') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=PKG.parent, timeout=60)
+    code = (
+        "import sys; from yoi.cli import main; main(['--version']); "
+        "print(sorted(m for m in ('pygit2', 'jsonschema', 'ruamel', 'filelock') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PKG.parent, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"

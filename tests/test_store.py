@@ -25,8 +25,9 @@ def test_discovery_from_a_subdirectory(store_repo: Path) -> None:
     assert layout.runtime_dir == store_repo / ".git" / "yoi"
 
 
-def test_discovery_from_a_linked_worktree_shares_the_runtime_dir(store_repo: Path,
-                                                                 tmp_path: Path) -> None:
+def test_discovery_from_a_linked_worktree_shares_the_runtime_dir(
+    store_repo: Path, tmp_path: Path
+) -> None:
     wt = tmp_path / "wt"
     git(store_repo, "worktree", "add", "-q", str(wt), "-b", "side")
     layout = discover(wt / "src")
@@ -91,10 +92,18 @@ with store.transaction() as tx:
 
 @pytest.mark.parametrize("point", ["txn.journal", "txn.op0", "txn.op1"])
 def test_crash_mid_commit_is_rolled_forward(store_repo: Path, point: str) -> None:
-    env = {**os.environ, "YOI_TEST_CRASH_AT": point,
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-c", CRASHER, str(store_repo)], env=env,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        **os.environ,
+        "YOI_TEST_CRASH_AT": point,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(store_repo)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 137, proc.stderr
     store = Store.discover(store_repo)
     assert len(journal.pending(store.runtime_dir / "journal")) == 1
@@ -119,8 +128,7 @@ def test_roll_forward_twice_is_harmless(store_repo: Path) -> None:
     assert not (store.yoi_dir / "tickets" / "open" / "q").exists()
 
 
-def test_writing_through_a_symlinked_directory_is_refused(store_repo: Path,
-                                                          tmp_path: Path) -> None:
+def test_writing_through_a_symlinked_directory_is_refused(store_repo: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (store_repo / ".yoi" / "tickets" / "open" / "evil").symlink_to(outside)

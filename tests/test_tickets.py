@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from yoi import tickets
+from yoi import lifecycle, tickets
 from yoi.errors import GuardError, NotFoundError, TransitionError, UsageError, YoiError
 from yoi.lifecycle import Action
 from yoi.model import BlockerKind, CommentKind, State
@@ -19,7 +19,8 @@ def snapshot(root: Path) -> dict[str, str]:
     """Every file under .yoi/ with a hash of its bytes."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((root / ".yoi").rglob("*")) if p.is_file()
+        for p in sorted((root / ".yoi").rglob("*"))
+        if p.is_file()
     }
 
 
@@ -33,9 +34,16 @@ def new(store: Store, title: str = "Fix the widget", ac: tuple[str, ...] = ("it 
 
 
 def test_create_writes_ticket_and_thread(store: Store) -> None:
-    t = tickets.create(store, tickets.NewTicket(
-        title="Fix the widget", acceptance_criteria=["it works"], body="Some *context*.",
-        labels=["ui"], importance=3))
+    t = tickets.create(
+        store,
+        tickets.NewTicket(
+            title="Fix the widget",
+            acceptance_criteria=["it works"],
+            body="Some *context*.",
+            labels=["ui"],
+            importance=3,
+        ),
+    )
     assert t.state is State.PLANNING
     assert t.path == store.yoi_dir / "tickets" / "open" / t.slug
     assert t.slug.endswith("-fix-the-widget")
@@ -91,8 +99,9 @@ def test_return_records_reason(store: Store) -> None:
         ([Action.READY, Action.QUEUE], Action.READY, TransitionError),
     ],
 )
-def test_refusals_write_nothing(store: Store, store_repo: Path, setup: list[Action],
-                                action: Action, error: type[YoiError]) -> None:
+def test_refusals_write_nothing(
+    store: Store, store_repo: Path, setup: list[Action], action: Action, error: type[YoiError]
+) -> None:
     slug = new(store)
     for step in setup:
         tickets.transition(store, slug, step)
@@ -113,8 +122,9 @@ def test_ready_without_criteria_refused(store: Store, store_repo: Path) -> None:
 def test_unresolved_blocker_refuses_queue_until_resolved(store: Store, store_repo: Path) -> None:
     slug = new(store)
     tickets.transition(store, slug, Action.READY)
-    _, bid = tickets.add_blocker(store, slug, kind=BlockerKind.USER_INPUT,
-                                 description="need credentials")
+    _, bid = tickets.add_blocker(
+        store, slug, kind=BlockerKind.USER_INPUT, description="need credentials"
+    )
     assert bid == "b1"
     before = snapshot(store_repo)
     with pytest.raises(GuardError, match="need credentials"):
@@ -124,7 +134,7 @@ def test_unresolved_blocker_refuses_queue_until_resolved(store: Store, store_rep
     assert tickets.transition(store, slug, Action.QUEUE).state is State.QUEUED
 
 
-@pytest.mark.parametrize("action", sorted(tickets.lifecycle.ENGINE_ONLY, key=lambda a: a.value))
+@pytest.mark.parametrize("action", sorted(lifecycle.ENGINE_ONLY))
 def test_engine_only_transitions_unreachable(store: Store, action: Action) -> None:
     slug = new(store)
     with pytest.raises(UsageError, match="engine only"):
@@ -133,8 +143,12 @@ def test_engine_only_transitions_unreachable(store: Store, action: Action) -> No
 
 def test_comment_kinds_and_name_resolution(store: Store) -> None:
     slug = new(store, title="Orchestration plan tool")
-    tickets.comment(store, "orchestration-plan-tool", kind=CommentKind.DECISION,
-                    message="We store records as one file each.\n\n---\n\n## Why\nMerges.")
+    tickets.comment(
+        store,
+        "orchestration-plan-tool",
+        kind=CommentKind.DECISION,
+        message="We store records as one file each.\n\n---\n\n## Why\nMerges.",
+    )
     tickets.comment(store, slug[:12], kind=CommentKind.COMMENT, message="ok")
     entries = store.read_thread(slug)
     assert [e.kind for e in entries] == ["created", "decision", "comment"]
@@ -155,9 +169,17 @@ def test_edit_fields_keeps_comments_in_front_matter(store: Store) -> None:
     path = store.ticket_dir(slug) / "ticket.md"
     text = path.read_text().replace("state: planning", "state: planning  # keep me")
     path.write_text(text)
-    t = tickets.edit(store, slug, tickets.TicketEdit(
-        title="Fix the widget properly", ac_add=["tests pass"], ac_remove=[1],
-        labels_add=["bug"], urgency=4))
+    t = tickets.edit(
+        store,
+        slug,
+        tickets.TicketEdit(
+            title="Fix the widget properly",
+            ac_add=["tests pass"],
+            ac_remove=[1],
+            labels_add=["bug"],
+            urgency=4,
+        ),
+    )
     assert t.title == "Fix the widget properly"
     assert t.acceptance_criteria == ("tests pass",)
     assert t.labels == ("bug",) and t.urgency == 4

@@ -19,10 +19,23 @@ from yoi.output import Output
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATES = ["planning", "ready", "queued", "inprogress", "done", "blocked", "all"]
-BLOCKER_KINDS = ["USER_INPUT", "EXTERNAL_SYSTEM", "DEPENDENCY_CHANGE", "DESIGN_DECISION",
-                 "ENVIRONMENT_ACCESS"]
-PLAN_KINDS = ["before", "after", "depends_on", "blocks", "conflicts_with", "waiting", "planned",
-              "accepted_plan"]
+BLOCKER_KINDS = [
+    "USER_INPUT",
+    "EXTERNAL_SYSTEM",
+    "DEPENDENCY_CHANGE",
+    "DESIGN_DECISION",
+    "ENVIRONMENT_ACCESS",
+]
+PLAN_KINDS = [
+    "before",
+    "after",
+    "depends_on",
+    "blocks",
+    "conflicts_with",
+    "waiting",
+    "planned",
+    "accepted_plan",
+]
 
 
 def json_option(f: F) -> F:
@@ -60,8 +73,13 @@ def _read_text_arg(text: str | None, file: str | None, what: str) -> str | None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="yoi")
-@click.option("-C", "directory", type=click.Path(file_okay=False), default=None,
-              help="Run as if started in DIRECTORY.")
+@click.option(
+    "-C",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run as if started in DIRECTORY.",
+)
 def cli(directory: str | None) -> None:
     """yoi: tickets that live in your git repository, and an engine that runs them."""
     if directory:
@@ -94,34 +112,63 @@ def ticket() -> None:
 @click.option("--base-ref", default=None, help="The ref runs start from.")
 @click.option("--runner", default=None, help="A runner name from config.yaml.")
 @click.option("--budget-ms", type=click.IntRange(1), default=None)
-@click.option("--context-path", "context_paths", multiple=True,
-              help="A repo path whose content goes into the run's context (repeatable).")
+@click.option(
+    "--context-path",
+    "context_paths",
+    multiple=True,
+    help="A repo path whose content goes into the run's context (repeatable).",
+)
 @click.option("--patch-file", default=None, help="For the patch-file runner.")
 @json_option
-def ticket_create(title: str, ac: tuple[str, ...], body: str | None, body_file: str | None,
-                  importance: int, urgency: int, labels: tuple[str, ...], base_ref: str | None,
-                  runner: str | None, budget_ms: int | None, context_paths: tuple[str, ...],
-                  patch_file: str | None, as_json: bool) -> int:
+def ticket_create(
+    title: str,
+    ac: tuple[str, ...],
+    body: str | None,
+    body_file: str | None,
+    importance: int,
+    urgency: int,
+    labels: tuple[str, ...],
+    base_ref: str | None,
+    runner: str | None,
+    budget_ms: int | None,
+    context_paths: tuple[str, ...],
+    patch_file: str | None,
+    as_json: bool,
+) -> int:
     """Create a ticket in planning."""
     from yoi.commands import ticket as cmd
     from yoi.tickets import NewTicket
 
     spec = NewTicket(
-        title=title, acceptance_criteria=ac, body=_read_text_arg(body, body_file, "body") or "",
-        importance=importance, urgency=urgency, labels=labels, base_ref=base_ref, runner=runner,
-        budget_ms=budget_ms, context_paths=context_paths, patch_file=patch_file,
+        title=title,
+        acceptance_criteria=ac,
+        body=_read_text_arg(body, body_file, "body") or "",
+        importance=importance,
+        urgency=urgency,
+        labels=labels,
+        base_ref=base_ref,
+        runner=runner,
+        budget_ms=budget_ms,
+        context_paths=context_paths,
+        patch_file=patch_file,
     )
     return emit(cmd.create(_store(), spec), as_json)
 
 
 @ticket.command("list")
-@click.option("--state", "states", multiple=True, type=click.Choice(STATES),
-              help="Only these states (repeatable; default: every state but done).")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(STATES),
+    help="Only these states (repeatable; default: every state but done).",
+)
 @click.option("--label", default=None)
 @click.option("--limit", type=click.IntRange(1), default=None)
 @json_option
-def ticket_list(states: tuple[str, ...], label: str | None, limit: int | None,
-                as_json: bool) -> int:
+def ticket_list(
+    states: tuple[str, ...], label: str | None, limit: int | None, as_json: bool
+) -> int:
     """List tickets; invalid ticket files are listed separately."""
     from yoi.commands import ticket as cmd
 
@@ -142,8 +189,12 @@ def ticket_show(name: str, as_json: bool) -> int:
 @click.argument("name")
 @click.option("--title", default=None)
 @click.option("--ac-add", multiple=True, help="Add an acceptance criterion (repeatable).")
-@click.option("--ac-remove", multiple=True, type=click.IntRange(1),
-              help="Remove criterion number N, counting from 1 (repeatable).")
+@click.option(
+    "--ac-remove",
+    multiple=True,
+    type=click.IntRange(1),
+    help="Remove criterion number N, counting from 1 (repeatable).",
+)
 @click.option("--body", default=None)
 @click.option("--body-file", default=None)
 @click.option("--importance", type=click.IntRange(0, 4), default=None)
@@ -157,35 +208,62 @@ def ticket_show(name: str, as_json: bool) -> int:
 @click.option("--context-path", "context_paths", multiple=True)
 @click.option("--patch-file", default=None)
 @json_option
-def ticket_edit(name: str, title: str | None, ac_add: tuple[str, ...],
-                ac_remove: tuple[int, ...], body: str | None, body_file: str | None,
-                importance: int | None, urgency: int | None, label_add: tuple[str, ...],
-                label_remove: tuple[str, ...], assignee: str | None, base_ref: str | None,
-                runner: str | None, budget_ms: int | None, context_paths: tuple[str, ...],
-                patch_file: str | None, as_json: bool) -> int:
+def ticket_edit(
+    name: str,
+    title: str | None,
+    ac_add: tuple[str, ...],
+    ac_remove: tuple[int, ...],
+    body: str | None,
+    body_file: str | None,
+    importance: int | None,
+    urgency: int | None,
+    label_add: tuple[str, ...],
+    label_remove: tuple[str, ...],
+    assignee: str | None,
+    base_ref: str | None,
+    runner: str | None,
+    budget_ms: int | None,
+    context_paths: tuple[str, ...],
+    patch_file: str | None,
+    as_json: bool,
+) -> int:
     """Edit a ticket's fields (the state changes only through lifecycle verbs)."""
     from yoi.commands import ticket as cmd
     from yoi.tickets import TicketEdit
 
     change = TicketEdit(
-        title=title, ac_add=ac_add, ac_remove=ac_remove,
-        body=_read_text_arg(body, body_file, "body"), importance=importance, urgency=urgency,
-        labels_add=label_add, labels_remove=label_remove, assignee=assignee,
-        base_ref=base_ref, runner=runner, budget_ms=budget_ms,
-        context_paths_add=context_paths, patch_file=patch_file,
+        title=title,
+        ac_add=ac_add,
+        ac_remove=ac_remove,
+        body=_read_text_arg(body, body_file, "body"),
+        importance=importance,
+        urgency=urgency,
+        labels_add=label_add,
+        labels_remove=label_remove,
+        assignee=assignee,
+        base_ref=base_ref,
+        runner=runner,
+        budget_ms=budget_ms,
+        context_paths_add=context_paths,
+        patch_file=patch_file,
     )
     return emit(cmd.edit(_store(), name, change), as_json)
 
 
 @ticket.command("comment")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["comment", "decision", "plan", "review"]),
-              default="comment", show_default=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["comment", "decision", "plan", "review"]),
+    default="comment",
+    show_default=True,
+)
 @click.option("--message", "-m", default=None)
 @click.option("--file", "file", default=None, help="Read the message from a file ('-' = stdin).")
 @json_option
-def ticket_comment(name: str, kind: str, message: str | None, file: str | None,
-                   as_json: bool) -> int:
+def ticket_comment(
+    name: str, kind: str, message: str | None, file: str | None, as_json: bool
+) -> int:
     """Append a comment, decision, plan or review to the ticket's thread."""
     from yoi.commands import ticket as cmd
 
@@ -195,34 +273,43 @@ def ticket_comment(name: str, kind: str, message: str | None, file: str | None,
     return emit(cmd.comment(_store(), name, kind=kind, message=text), as_json)
 
 
-def _lifecycle(action_name: str, help_text: str, *, by: bool = False,
-               reason: bool = False) -> None:
-    def callback(name: str, as_json: bool, by_name: str | None = None,
-                 reason_text: str | None = None) -> int:
+def _lifecycle(action_name: str, help_text: str, *, by: bool = False, reason: bool = False) -> None:
+    def callback(
+        name: str, as_json: bool, by_name: str | None = None, reason_text: str | None = None
+    ) -> int:
         from yoi.commands import ticket as cmd
         from yoi.lifecycle import Action
 
-        return emit(cmd.act(_store(), name, Action(action_name), by=by_name,
-                            reason=reason_text or ""), as_json)
+        return emit(
+            cmd.act(_store(), name, Action(action_name), by=by_name, reason=reason_text or ""),
+            as_json,
+        )
 
     params: list[click.Parameter] = [click.Argument(["name"])]
     if by:
-        params.append(click.Option(["--by", "by_name"], default=None,
-                                   help="Who queues (default: $YOI_AUTHOR or your login)."))
+        params.append(
+            click.Option(
+                ["--by", "by_name"],
+                default=None,
+                help="Who queues (default: $YOI_AUTHOR or your login).",
+            )
+        )
     if reason:
-        params.append(click.Option(["--reason", "reason_text"], required=True,
-                                   help="Why it goes back to planning."))
-    params.append(click.Option(["--json", "as_json"], is_flag=True,
-                               help="Print one JSON document."))
-    ticket.add_command(click.Command(action_name, callback=callback, params=params,
-                                     help=help_text))
+        params.append(
+            click.Option(
+                ["--reason", "reason_text"], required=True, help="Why it goes back to planning."
+            )
+        )
+    params.append(
+        click.Option(["--json", "as_json"], is_flag=True, help="Print one JSON document.")
+    )
+    ticket.add_command(click.Command(action_name, callback=callback, params=params, help=help_text))
 
 
 _lifecycle("ready", "planning -> ready (needs at least one acceptance criterion).")
 _lifecycle("queue", "ready -> queued: the human Queue gate; emits TICKET_READY.", by=True)
 _lifecycle("return", "ready, queued or blocked -> planning, with a reason.", reason=True)
-_lifecycle("requeue", "blocked -> queued once blockers are resolved; emits TICKET_READY.",
-           by=True)
+_lifecycle("requeue", "blocked -> queued once blockers are resolved; emits TICKET_READY.", by=True)
 
 
 @ticket.command("block")
@@ -262,13 +349,24 @@ def plan() -> None:
 @click.option("--summary", default=None, help="For accepted_plan.")
 @click.option("--branch", default=None, help="For accepted_plan.")
 @json_option
-def plan_add(name: str, kind: str, related: str | None, note: str | None,
-             summary: str | None, branch: str | None, as_json: bool) -> int:
+def plan_add(
+    name: str,
+    kind: str,
+    related: str | None,
+    note: str | None,
+    summary: str | None,
+    branch: str | None,
+    as_json: bool,
+) -> int:
     """Add a plan record to ticket NAME."""
     from yoi.commands import plan as cmd
 
-    return emit(cmd.add(_store(), name, kind=kind, related=related, note=note, summary=summary,
-                        branch=branch), as_json)
+    return emit(
+        cmd.add(
+            _store(), name, kind=kind, related=related, note=note, summary=summary, branch=branch
+        ),
+        as_json,
+    )
 
 
 @plan.command("list")
@@ -317,10 +415,12 @@ def orchestrate_kick(as_json: bool) -> int:
 
 # ---- engine --------------------------------------------------------------------------
 def remote_options(f: F) -> F:
-    f = click.option("--remote", default=None, metavar="NAME",
-                     help="Claim tickets on this shared git remote.")(f)
-    f = click.option("--push-branch", is_flag=True,
-                     help="With --remote: push the work branch after a run.")(f)
+    f = click.option(
+        "--remote", default=None, metavar="NAME", help="Claim tickets on this shared git remote."
+    )(f)
+    f = click.option(
+        "--push-branch", is_flag=True, help="With --remote: push the work branch after a run."
+    )(f)
     return f
 
 
@@ -340,18 +440,22 @@ def engine_tick(remote: str | None, push_branch: bool, as_json: bool) -> int:
 
 
 @engine.command("run")
-@click.option("--max", "max_ticks", type=click.IntRange(1), default=None,
-              help="Stop after N ticks.")
+@click.option(
+    "--max", "max_ticks", type=click.IntRange(1), default=None, help="Stop after N ticks."
+)
 @click.option("--kick", is_flag=True, help="Apply the kick rules when idle.")
 @remote_options
 @json_option
-def engine_run(max_ticks: int | None, kick: bool, remote: str | None, push_branch: bool,
-               as_json: bool) -> int:
+def engine_run(
+    max_ticks: int | None, kick: bool, remote: str | None, push_branch: bool, as_json: bool
+) -> int:
     """Tick until idle."""
     from yoi.commands import engine as cmd
 
-    return emit(cmd.run(_store(), max_ticks=max_ticks, kick=kick, remote=remote,
-                        push_branch=push_branch), as_json)
+    return emit(
+        cmd.run(_store(), max_ticks=max_ticks, kick=kick, remote=remote, push_branch=push_branch),
+        as_json,
+    )
 
 
 @engine.command("watch")
@@ -359,13 +463,16 @@ def engine_run(max_ticks: int | None, kick: bool, remote: str | None, push_branc
 @click.option("--kick/--no-kick", default=True, show_default=True)
 @remote_options
 @json_option
-def engine_watch(interval: float, kick: bool, remote: str | None, push_branch: bool,
-                 as_json: bool) -> int:
+def engine_watch(
+    interval: float, kick: bool, remote: str | None, push_branch: bool, as_json: bool
+) -> int:
     """Poll forever; SIGINT/SIGTERM finish the current step and release claims."""
     from yoi.commands import engine as cmd
 
-    return emit(cmd.watch(_store(), interval=interval, kick=kick, remote=remote,
-                          push_branch=push_branch), as_json)
+    return emit(
+        cmd.watch(_store(), interval=interval, kick=kick, remote=remote, push_branch=push_branch),
+        as_json,
+    )
 
 
 @cli.group()
@@ -454,8 +561,12 @@ def hook_impl(hook_type: str, args: tuple[str, ...]) -> int:
 
 @cli.command()
 @click.option("--staged", is_flag=True, help="Check the staged versions of ticket files.")
-@click.option("--against", default=None, metavar="REF",
-              help="Fail if history present at REF was edited or removed.")
+@click.option(
+    "--against",
+    default=None,
+    metavar="REF",
+    help="Fail if history present at REF was edited or removed.",
+)
 @click.option("--fix", is_flag=True, help="Repair what is safely repairable.")
 @json_option
 def doctor(staged: bool, against: str | None, fix: bool, as_json: bool) -> int:
@@ -519,8 +630,13 @@ def claims_release(name: str, force: bool, remote: str | None, as_json: bool) ->
 
 
 @cli.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=None,
-              help="Where to create the scratch repository (default: a new temp dir).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to create the scratch repository (default: a new temp dir).",
+)
 @json_option
 def demo(directory: str | None, as_json: bool) -> int:
     """A full lifecycle in a scratch repository."""
@@ -532,8 +648,9 @@ def demo(directory: str | None, as_json: bool) -> int:
 # ---- boundary ------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        rv = cli.main(args=list(argv) if argv is not None else None, prog_name="yoi",
-                      standalone_mode=False)
+        rv = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="yoi", standalone_mode=False
+        )
     except YoiError as exc:
         click.echo(f"yoi: error: {exc.render()}", err=True)
         if exc.hint:
@@ -551,7 +668,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.OK)
     except Exception:
         traceback.print_exc()
-        click.echo("yoi: internal error (a bug in yoi; please report it with the traceback "
-                   "above)", err=True)
+        click.echo(
+            "yoi: internal error (a bug in yoi; please report it with the traceback above)",
+            err=True,
+        )
         return int(ExitCode.INTERNAL)
     return int(rv) if isinstance(rv, int) else int(ExitCode.OK)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from yoi.errors import GuardError, TransitionError, UsageError
 from yoi.model import State, Ticket
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     READY = "ready"
     QUEUE = "queue"
     RETURN = "return"
@@ -26,7 +26,9 @@ class Action(str, Enum):
     FINISH_BLOCKED = "finish-blocked"  # engine only: inprogress -> blocked
 
 
-ENGINE_ONLY = frozenset({Action.ACCEPT, Action.BLOCK, Action.FINISH_DONE, Action.FINISH_BLOCKED})
+ENGINE_ONLY: frozenset[Action] = frozenset(
+    {Action.ACCEPT, Action.BLOCK, Action.FINISH_DONE, Action.FINISH_BLOCKED}
+)
 
 _EDGES: dict[Action, tuple[tuple[State, ...], State]] = {
     Action.READY: ((State.PLANNING,), State.READY),
@@ -41,7 +43,7 @@ _EDGES: dict[Action, tuple[tuple[State, ...], State]] = {
 
 _HINTS: dict[Action, str] = {
     Action.READY: "only planning tickets can be made ready",
-    Action.QUEUE: "`yoi ticket ready {slug}` first" ,
+    Action.QUEUE: "`yoi ticket ready {slug}` first",
     Action.RETURN: "done and inprogress tickets cannot be returned to planning",
     Action.REQUEUE: "requeue is for blocked tickets; use `yoi ticket queue` for ready ones",
 }
@@ -68,8 +70,12 @@ def check_state(ticket: Ticket, action: Action, *, where: str | None = None) -> 
     if ticket.state not in sources:
         hint = _HINTS.get(action, "").format(slug=ticket.slug) or None
         raise TransitionError(
-            ticket.slug, ticket.state.value, action.value, [s.value for s in sources],
-            where=where, hint=hint,
+            ticket.slug,
+            ticket.state.value,
+            action.value,
+            [s.value for s in sources],
+            where=where,
+            hint=hint,
         )
     return target
 
@@ -117,8 +123,9 @@ def _check_blockers(
 ) -> None:
     open_blockers = ticket.unresolved_blockers
     if open_blockers:
-        listed = "; ".join(f"{b.blocker_id} ({b.kind.value}): {b.description}"
-                           for b in open_blockers)
+        listed = "; ".join(
+            f"{b.blocker_id} ({b.kind.value}): {b.description}" for b in open_blockers
+        )
         first = open_blockers[0].blocker_id
         raise GuardError(
             f"ticket '{ticket.slug}' has unresolved blockers: {listed}; {action.value} needs none",
@@ -129,8 +136,7 @@ def _check_blockers(
         raise GuardError(
             f"ticket '{ticket.slug}' cannot be {action.value}d: " + "; ".join(dependency_problems),
             where=where,
-            hint="queue or finish the tickets it depends on first (`yoi plan list "
-            f"{ticket.slug}`)",
+            hint=f"queue or finish the tickets it depends on first (`yoi plan list {ticket.slug}`)",
         )
 
 

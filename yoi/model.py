@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
 
 from yoi.errors import UsageError
 
 
-class ParseEnum(str, Enum):
+class ParseEnum(StrEnum):
     """A string enum whose ``parse`` lists the valid values on failure."""
 
     @classmethod

@@ -26,8 +26,12 @@ class Output:
     warnings: Sequence[str] = field(default_factory=tuple)
 
     def json(self) -> str:
-        return json.dumps({"schema_version": SCHEMA_VERSION, **self.data}, indent=2,
-                          ensure_ascii=False, sort_keys=False)
+        return json.dumps(
+            {"schema_version": SCHEMA_VERSION, **self.data},
+            indent=2,
+            ensure_ascii=False,
+            sort_keys=False,
+        )
 
 
 def ticket_dict(store: Store, t: Ticket) -> dict[str, Any]:
@@ -43,8 +47,12 @@ def ticket_dict(store: Store, t: Ticket) -> dict[str, Any]:
         "importance": t.importance,
         "urgency": t.urgency,
         "blocked_on": [
-            {"blocker_id": b.blocker_id, "kind": b.kind.value, "description": b.description,
-             "resolved": b.resolved}
+            {
+                "blocker_id": b.blocker_id,
+                "kind": b.kind.value,
+                "description": b.description,
+                "resolved": b.resolved,
+            }
             for b in t.blocked_on
         ],
         "planning_reason": t.planning_reason,
@@ -68,8 +76,17 @@ def ticket_line(t: Ticket) -> str:
 
 def ticket_text(d: dict[str, Any]) -> str:
     lines = [f"{d['slug']}  [{d['state']}]", f"  {d['title']}", f"  path: {d['path']}"]
-    for key in ("planning_reason", "blocked_reason", "queued_by", "queued_at", "branch",
-                "last_run", "assignee", "runner", "base_ref"):
+    for key in (
+        "planning_reason",
+        "blocked_reason",
+        "queued_by",
+        "queued_at",
+        "branch",
+        "last_run",
+        "assignee",
+        "runner",
+        "base_ref",
+    ):
         if d.get(key):
             lines.append(f"  {key}: {d[key]}")
     if d["labels"]:

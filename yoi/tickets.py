@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import getpass
 import os
-from datetime import timedelta
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +64,18 @@ def append_entry(tx: Transaction, tdir: Path, entry: Entry, title: str = "") -> 
 
 
 def state_entry(change: lifecycle.Change, by: str, now: str, body: str = "") -> Entry:
-    attrs: list[tuple[str, str]] = [("from", change.from_state.value),
-                                    ("to", change.to_state.value)]
+    attrs: list[tuple[str, str]] = [
+        ("from", change.from_state.value),
+        ("to", change.to_state.value),
+    ]
     if change.reason:
         attrs.append(("reason", change.reason))
     return Entry(kind="state", author=by, at=now, attrs=tuple(attrs), body=body)
 
 
-def apply_change(tx: Transaction, doc: TicketDoc, change: lifecycle.Change, *, by: str,
-                 now: str, note: str = "") -> Path:
+def apply_change(
+    tx: Transaction, doc: TicketDoc, change: lifecycle.Change, *, by: str, now: str, note: str = ""
+) -> Path:
     """Write the transition: ticket.md, a `state` thread entry, and the bucket move.
     Returns the ticket directory after the move."""
     lifecycle.apply(doc.front, change)
@@ -110,14 +113,22 @@ def create(store: Store, spec: NewTicket, *, by: str | None = None) -> Ticket:
     who = by or author()
     when = clock.now()
     now = clock.format_ts(when)
-    front: dict[str, Any] = {"title": title, "state": State.PLANNING.value,
-                             "created_at": now, "updated_at": now}
+    front: dict[str, Any] = {
+        "title": title,
+        "state": State.PLANNING.value,
+        "created_at": now,
+        "updated_at": now,
+    }
     optional: dict[str, Any] = {
         "acceptance_criteria": [a.strip() for a in spec.acceptance_criteria if a.strip()],
-        "importance": spec.importance, "urgency": spec.urgency,
-        "labels": list(dict.fromkeys(spec.labels)), "base_ref": spec.base_ref,
-        "runner": spec.runner, "budget_ms": spec.budget_ms,
-        "context_paths": list(spec.context_paths), "patch_file": spec.patch_file,
+        "importance": spec.importance,
+        "urgency": spec.urgency,
+        "labels": list(dict.fromkeys(spec.labels)),
+        "base_ref": spec.base_ref,
+        "runner": spec.runner,
+        "budget_ms": spec.budget_ms,
+        "context_paths": list(spec.context_paths),
+        "patch_file": spec.patch_file,
     }
     front.update({k: v for k, v in optional.items() if v not in (None, [], "")})
     body = _check_text("body", spec.body)
@@ -128,14 +139,16 @@ def create(store: Store, spec: NewTicket, *, by: str | None = None) -> Ticket:
         slug = make_slug(title, when, lambda s: s in existing)
         tdir = store.tickets_dir / "open" / slug
         write_ticket(tx, tdir, front, body)
-        entry = Entry(kind="created", author=who, at=now, attrs=(),
-                      body=f"Created ticket '{title}'.\n")
+        entry = Entry(
+            kind="created", author=who, at=now, attrs=(), body=f"Created ticket '{title}'.\n"
+        )
         append_entry(tx, tdir, entry, title)
     return store.read_ticket(slug)
 
 
-def comment(store: Store, name: str, *, kind: CommentKind, message: str,
-            by: str | None = None) -> Ticket:
+def comment(
+    store: Store, name: str, *, kind: CommentKind, message: str, by: str | None = None
+) -> Ticket:
     text = _check_text("message", message).strip("\n")
     if not text.strip():
         raise UsageError("the message is empty", hint="--message TEXT or --file F")
@@ -151,8 +164,15 @@ def comment(store: Store, name: str, *, kind: CommentKind, message: str,
     return store.read_ticket(slug)
 
 
-def transition(store: Store, name: str, action: Action, *, by: str | None = None,
-               reason: str = "", dependency_problems: Sequence[str] = ()) -> Ticket:
+def transition(
+    store: Store,
+    name: str,
+    action: Action,
+    *,
+    by: str | None = None,
+    reason: str = "",
+    dependency_problems: Sequence[str] = (),
+) -> Ticket:
     """A human lifecycle action (ready, queue, return, requeue)."""
     if action in lifecycle.ENGINE_ONLY:
         raise UsageError(f"'{action.value}' is done by the engine only")
@@ -160,10 +180,17 @@ def transition(store: Store, name: str, action: Action, *, by: str | None = None
     with store.transaction() as tx:
         slug = store.resolve(name)
         doc = store.load_ticket(slug)
-        now = _fresh_queue_time(doc) if action in (Action.QUEUE, Action.REQUEUE) else (
-            clock.format_ts(clock.now()))
+        now = (
+            _fresh_queue_time(doc)
+            if action in (Action.QUEUE, Action.REQUEUE)
+            else (clock.format_ts(clock.now()))
+        )
         change = lifecycle.plan(
-            doc.ticket, action, now=now, by=who, reason=reason,
+            doc.ticket,
+            action,
+            now=now,
+            by=who,
+            reason=reason,
             dependency_problems=dependency_problems,
             where=store.rel(doc.ticket.path / TICKET_FILE),
         )
@@ -184,8 +211,9 @@ def _fresh_queue_time(doc: TicketDoc) -> str:
         when += timedelta(seconds=1)
 
 
-def add_blocker(store: Store, name: str, *, kind: BlockerKind, description: str,
-                by: str | None = None) -> tuple[Ticket, str]:
+def add_blocker(
+    store: Store, name: str, *, kind: BlockerKind, description: str, by: str | None = None
+) -> tuple[Ticket, str]:
     text = description.strip()
     if not text:
         raise UsageError("a blocker needs a description")
@@ -201,18 +229,29 @@ def add_blocker(store: Store, name: str, *, kind: BlockerKind, description: str,
         blockers = doc.front.get("blocked_on")
         if blockers is None:
             doc.front["blocked_on"] = blockers = []
-        blockers.append({"blocker_id": bid, "kind": kind.value, "description": text,
-                         "resolved": False, "created_at": now})
+        blockers.append(
+            {
+                "blocker_id": bid,
+                "kind": kind.value,
+                "description": text,
+                "resolved": False,
+                "created_at": now,
+            }
+        )
         doc.front["updated_at"] = now
         write_ticket(tx, doc.ticket.path, doc.front, doc.body)
-        entry = Entry(kind="comment", author=who, at=now, attrs=(("blocker", bid),),
-                      body=f"Blocker {bid} ({kind.value}): {text}\n")
+        entry = Entry(
+            kind="comment",
+            author=who,
+            at=now,
+            attrs=(("blocker", bid),),
+            body=f"Blocker {bid} ({kind.value}): {text}\n",
+        )
         append_entry(tx, doc.ticket.path, entry, doc.ticket.title)
     return store.read_ticket(slug), bid
 
 
-def resolve_blocker(store: Store, name: str, blocker_id: str, *,
-                    by: str | None = None) -> Ticket:
+def resolve_blocker(store: Store, name: str, blocker_id: str, *, by: str | None = None) -> Ticket:
     who = by or author()
     with store.transaction() as tx:
         slug = store.resolve(name)
@@ -228,11 +267,15 @@ def resolve_blocker(store: Store, name: str, blocker_id: str, *,
         match[0]["resolved_at"] = now
         doc.front["updated_at"] = now
         write_ticket(tx, doc.ticket.path, doc.front, doc.body)
-        entry = Entry(kind="comment", author=who, at=now, attrs=(("blocker", blocker_id),),
-                      body=f"Blocker {blocker_id} resolved.\n")
+        entry = Entry(
+            kind="comment",
+            author=who,
+            at=now,
+            attrs=(("blocker", blocker_id),),
+            body=f"Blocker {blocker_id} resolved.\n",
+        )
         append_entry(tx, doc.ticket.path, entry, doc.ticket.title)
     return store.read_ticket(slug)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,8 +315,9 @@ def _edit_criteria(front: Any, edit: TicketEdit, slug: str) -> None:
             hint=f"`yoi ticket show {slug}` lists them, numbered from 1",
         )
     removed = {current[n - 1] for n in edit.ac_remove}
-    _edit_list(front, "acceptance_criteria", [a.strip() for a in edit.ac_add if a.strip()],
-               sorted(removed))
+    _edit_list(
+        front, "acceptance_criteria", [a.strip() for a in edit.ac_add if a.strip()], sorted(removed)
+    )
 
 
 def edit(store: Store, name: str, change: TicketEdit) -> Ticket:
@@ -283,10 +327,16 @@ def edit(store: Store, name: str, change: TicketEdit) -> Ticket:
         slug = store.resolve(name)
         doc = store.load_ticket(slug)
         front = doc.front
-        scalars = {"title": change.title and change.title.strip(), "importance": change.importance,
-                   "urgency": change.urgency, "assignee": change.assignee,
-                   "base_ref": change.base_ref, "runner": change.runner,
-                   "budget_ms": change.budget_ms, "patch_file": change.patch_file}
+        scalars = {
+            "title": change.title and change.title.strip(),
+            "importance": change.importance,
+            "urgency": change.urgency,
+            "assignee": change.assignee,
+            "base_ref": change.base_ref,
+            "runner": change.runner,
+            "budget_ms": change.budget_ms,
+            "patch_file": change.patch_file,
+        }
         for key, value in scalars.items():
             if value is not None:
                 front[key] = value

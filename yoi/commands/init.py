@@ -56,7 +56,7 @@ def init(*, path: Path | None = None) -> Output:
         if ensure_gitattributes(layout.worktree):
             created.append(".gitattributes (thread.md merge=union)")
     root = store.rel(yoi_dir)
-    text = (f"initialised yoi store in {root}" if created else f"yoi store in {root} is up to date")
+    text = f"initialised yoi store in {root}" if created else f"yoi store in {root} is up to date"
     text += "".join(f"\n  created {c}" for c in created)
     text += "\nnext: yoi ticket create 'first ticket' --ac 'what must be true when done'"
     return Output({"store": str(yoi_dir), "created": created}, text)

@@ -24,8 +24,9 @@ def create(store: Store, spec: tickets.NewTicket) -> Output:
     return _one(store, t, f"created {t.slug}")
 
 
-def list_(store: Store, *, states: Sequence[str] = (), label: str | None = None,
-          limit: int | None = None) -> Output:
+def list_(
+    store: Store, *, states: Sequence[str] = (), label: str | None = None, limit: int | None = None
+) -> Output:
     wanted = _wanted_states(states)
     found, invalid = store.list_tickets()
     rows = [t for t in found if t.state in wanted and (label is None or label in t.labels)]
@@ -66,18 +67,35 @@ def show(store: Store, name: str) -> Output:
         for e in store.read_thread(slug)
     ]
     evs = [e.record for e in events.ticket_events(store, t.path)]
-    runs = [r for r in (_read_optional(store, rd / "run_record.yaml", "run_record")
-                        for rd in store.run_dirs(t.path)) if r is not None]
-    pauses = [p for p in (_read_optional(store, f, "pause_state")
-                          for f in store.record_files(t.path, "pause_states")) if p is not None]
+    runs = [
+        r
+        for r in (
+            _read_optional(store, rd / "run_record.yaml", "run_record")
+            for rd in store.run_dirs(t.path)
+        )
+        if r is not None
+    ]
+    pauses = [
+        p
+        for p in (
+            _read_optional(store, f, "pause_state")
+            for f in store.record_files(t.path, "pause_states")
+        )
+        if p is not None
+    ]
     pauses.sort(key=lambda p: (p["created_at"], p["pause_id"]))
     pause = pauses[-1] if pauses else None
     data = {"ticket": {**d, "thread": thread, "events": evs, "runs": runs, "pause_state": pause}}
     return Output(data, _show_text(d, thread, evs, runs, pause))
 
 
-def _show_text(d: dict[str, Any], thread: list[dict[str, Any]], evs: list[dict[str, Any]],
-               runs: list[dict[str, Any]], pause: dict[str, Any] | None) -> str:
+def _show_text(
+    d: dict[str, Any],
+    thread: list[dict[str, Any]],
+    evs: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    pause: dict[str, Any] | None,
+) -> str:
     lines = [ticket_text(d)]
     if evs:
         lines.append("  events:")
@@ -102,26 +120,28 @@ def edit(store: Store, name: str, change: tickets.TicketEdit) -> Output:
 
 
 def comment(store: Store, name: str, *, kind: str, message: str) -> Output:
-    t = tickets.comment(store, name, kind=CommentKind.parse(kind, what="comment kind"),
-                        message=message)
+    t = tickets.comment(
+        store, name, kind=CommentKind.parse(kind, what="comment kind"), message=message
+    )
     return _one(store, t, f"added a {kind} to {t.slug}")
 
 
-def act(store: Store, name: str, action: Action, *, by: str | None = None,
-        reason: str = "") -> Output:
+def act(
+    store: Store, name: str, action: Action, *, by: str | None = None, reason: str = ""
+) -> Output:
     problems: Sequence[str] = ()
     if action in (Action.QUEUE, Action.REQUEUE):
         from yoi import plan
 
         problems = plan.queue_problems(store, store.resolve(name))
-    t = tickets.transition(store, name, action, by=by, reason=reason,
-                           dependency_problems=problems)
+    t = tickets.transition(store, name, action, by=by, reason=reason, dependency_problems=problems)
     return _one(store, t, f"{t.slug}: now {t.state.value}")
 
 
 def block(store: Store, name: str, *, kind: str, description: str) -> Output:
-    t, bid = tickets.add_blocker(store, name, kind=BlockerKind.parse(kind, what="blocker kind"),
-                                 description=description)
+    t, bid = tickets.add_blocker(
+        store, name, kind=BlockerKind.parse(kind, what="blocker kind"), description=description
+    )
     out = _one(store, t, f"added blocker {bid} to {t.slug}")
     return Output({**out.data, "blocker_id": bid}, out.text)
 
@@ -129,4 +149,3 @@ def block(store: Store, name: str, *, kind: str, description: str) -> Output:
 def resolve(store: Store, name: str, blocker_id: str) -> Output:
     t = tickets.resolve_blocker(store, name, blocker_id)
     return _one(store, t, f"resolved blocker {blocker_id} of {t.slug}")
-
