@@ -13,6 +13,10 @@ import pytest
 from yoi import proc
 
 PY = sys.executable
+# The children below sleep 600 s unless killed. Ending well before that is what shows the
+# timeout fired and the group was killed; this bound only separates "killed" from "ran to
+# completion" and is not a speed claim (timings belong in bench/, never in a unit test).
+KILLED_WITHIN_S = 120.0
 
 
 def _dead(pid: int) -> bool:
@@ -24,7 +28,9 @@ def _dead(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
-def _wait_dead(pid: int, within_s: float = 3.0) -> bool:
+def _wait_dead(pid: int, within_s: float = 30.0) -> bool:
+    """Polls until ``pid`` is dead; generous, so a loaded machine cannot fail it (a process
+    that was not killed runs ``sleep 600`` far past it)."""
     end = time.monotonic() + within_s
     while time.monotonic() < end:
         if _dead(pid):
@@ -77,7 +83,7 @@ def test_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     result = proc.run(["sh", "-c", script], cwd=tmp_path, timeout_s=0.5)
     elapsed = time.monotonic() - start
     assert result.timed_out and result.returncode is None
-    assert elapsed < 0.5 + proc.KILL_GRACE_S + 2.5
+    assert elapsed < KILLED_WITHIN_S  # killed, not left to run its 600 s
     grandchild = int(result.stdout.decode().strip())
     assert _wait_dead(grandchild)
 
@@ -91,17 +97,18 @@ def test_child_ignoring_sigterm_is_killed(tmp_path: Path) -> None:
     )
     start = time.monotonic()
     result = proc.run([PY, "-c", code], cwd=tmp_path, timeout_s=1.0)
-    assert result.timed_out
-    assert time.monotonic() - start < 1.0 + proc.KILL_GRACE_S + 2.5
+    assert result.timed_out and result.returncode is None
+    assert time.monotonic() - start < KILLED_WITHIN_S  # SIGKILLed after the grace period
     assert result.stdout == b"ready\n"
 
 
 def test_leftovers_of_a_finished_child_are_killed(tmp_path: Path) -> None:
-    # The background sleep keeps stdout open; without the group kill this would hang.
+    # The background sleep keeps stdout open: run() returns when the child exits, not when
+    # the pipe closes (600 s later), and kills what the child left running in its group.
     start = time.monotonic()
-    result = proc.run(["sh", "-c", "sleep 600 & echo $!"], cwd=tmp_path, timeout_s=30)
-    assert result.returncode == 0
-    assert time.monotonic() - start < 5
+    result = proc.run(["sh", "-c", "sleep 600 & echo $!"], cwd=tmp_path, timeout_s=300)
+    assert result.returncode == 0 and not result.timed_out
+    assert time.monotonic() - start < KILLED_WITHIN_S
     assert _wait_dead(int(result.stdout.decode().strip()))
 
 
@@ -112,9 +119,10 @@ def test_huge_output_is_capped_without_deadlock(tmp_path: Path) -> None:
         "sys.stderr.buffer.write(b'e' * 3_000_000)\n"
     )
     cap = 64 * 1024
-    start = time.monotonic()
-    result = proc.run([PY, "-c", code], cwd=tmp_path, timeout_s=60, max_output=cap)
-    assert time.monotonic() - start < 30
+    # A deadlock (child blocked on a full stderr pipe while we read stdout) would hit the
+    # timeout and come back timed out, with no return code.
+    result = proc.run([PY, "-c", code], cwd=tmp_path, timeout_s=300, max_output=cap)
+    assert not result.timed_out
     assert result.returncode == 0 and result.truncated
     assert result.stdout.startswith(b"H" * 1000)
     assert result.stdout.endswith(b"T" * 1000)

@@ -176,11 +176,15 @@ def test_budget_exceeded_kills_the_group_and_keeps_no_patch(repo: Path, tmp_path
     assert cand.status is CandidateStatus.BUDGET_EXHAUSTED
     assert cand.patch == b""
     assert "process group was killed" in cand.notes
-    assert elapsed < 1.5 + 4
+    # The script sleeps 600 s unless killed: this bound only separates "killed at the
+    # budget" from "ran to completion"; it is not a speed claim (timings live in bench/).
+    assert elapsed < 120
     assert _dead(int(pidfile.read_text()))
 
 
-def _dead(pid: int, within_s: float = 3.0) -> bool:
+def _dead(pid: int, within_s: float = 30.0) -> bool:
+    """Polls until ``pid`` is dead; generous, so a loaded machine cannot fail it (a process
+    that was not killed runs ``sleep 600`` far past it)."""
     end = time.monotonic() + within_s
     while True:
         try:

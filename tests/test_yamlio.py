@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scanner import Scanner
 
 from yoi import yamlio
 from yoi.errors import InvalidRecordError, UsageError
@@ -28,13 +28,21 @@ def _error(loader: Loader, text: str, **kwargs: Any) -> InvalidRecordError:
     return info.value
 
 
-def _fastest(fn: Callable[[], object], tries: int = 5) -> float:
-    best = float("inf")
-    for _ in range(tries):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+@contextlib.contextmanager
+def _tokens_scanned(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Counts the tokens ruamel's scanner fetches (the first step of every parse) while
+    the block runs: how much of the text was parsed, as a machine-independent number.
+    Timings are in ``bench/parsers.py``."""
+    count = [0]
+    fetch = Scanner.fetch_more_tokens
+
+    def counting(self: Scanner) -> Any:
+        count[0] += 1
+        return fetch(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Scanner, "fetch_more_tokens", counting)
+        yield count
 
 
 # ------------------------------------------------------------------------------ scalars
@@ -140,11 +148,17 @@ def test_hostile_or_broken_yaml_is_a_clean_error(loader: Loader, text: str, mess
 
 
 @pytest.mark.parametrize("loader", LOADERS)
-def test_size_cap_is_checked_first_and_fast(loader: Loader) -> None:
+def test_size_cap_is_checked_before_any_parsing(
+    loader: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = "x" * (10 << 20)
-    error = _error(loader, text)
+    with _tokens_scanned(monkeypatch) as scanned:
+        loader("a: 1\n", path="t.yaml")
+        assert scanned[0] > 0  # the counter sees a parse when there is one
+        scanned[0] = 0
+        error = _error(loader, text)
     assert error.problems[0].message == "file is 10485760 bytes; the limit is 1048576"
-    assert _fastest(lambda: _error(loader, text)) < 0.1
+    assert scanned[0] == 0  # rejected on its length alone: the scanner never started
 
 
 def test_size_cap_counts_utf8_bytes_not_characters() -> None:
@@ -158,17 +172,25 @@ def test_size_cap_counts_utf8_bytes_not_characters() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "[" * 1000 + "]" * 1000,
-        "{a: " * 1000 + "}" * 1000,
-        "- " * 1000 + "x\n",
-        "".join("  " * i + "k:\n" for i in range(1000)),
+        lambda depth: "[" * depth + "]" * depth,
+        lambda depth: "{a: " * depth + "}" * depth,
+        lambda depth: "- " * depth + "x\n",
+        lambda depth: "".join("  " * i + "k:\n" for i in range(depth)),
     ],
     ids=["flow-seq", "flow-map", "block-seq", "block-map"],
 )
-def test_nesting_1000_deep_is_rejected_fast(loader: Loader, text: str) -> None:
-    error = _error(loader, text)
-    assert "nesting deeper than 64 levels" in error.problems[0].message
-    assert _fastest(lambda: _error(loader, text)) < 0.1
+def test_nesting_1000_deep_is_rejected_after_max_depth_levels(
+    loader: Loader, text: Callable[[int], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanned = []
+    for depth in (500, 1000):
+        with _tokens_scanned(monkeypatch) as count:
+            error = _error(loader, text(depth))
+        assert "nesting deeper than 64 levels" in error.problems[0].message
+        scanned.append(count[0])
+    # The scanner stops at level 65 (a few tokens per level), whatever the real depth: no
+    # look-ahead to the end of a flow collection, no parsing of the levels past the cap.
+    assert scanned[0] == scanned[1] <= 4 * (yamlio.MAX_DEPTH + 1)
 
 
 def test_depth_cap_is_configurable_and_exact() -> None:
@@ -179,11 +201,16 @@ def test_depth_cap_is_configurable_and_exact() -> None:
 
 
 @pytest.mark.parametrize("loader", LOADERS)
-def test_billion_laughs_is_rejected_at_the_first_anchor(loader: Loader) -> None:
+def test_billion_laughs_is_rejected_at_the_first_anchor(
+    loader: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = (CORPUS / "yaml" / "bad_billion_laughs.yaml").read_text(encoding="utf-8")
-    error = _error(loader, text)
+    with _tokens_scanned(monkeypatch) as scanned:
+        error = _error(loader, text)
     assert error.problems[0].message == "line 1, column 4: aliases and anchors are not allowed"
-    assert _fastest(lambda: _error(loader, text)) < 0.1
+    # "a: &a" is token 5 or 6 (stream start, mapping start, key, scalar, value, anchor);
+    # the first line alone holds more than 20, the file hundreds.
+    assert scanned[0] <= 8
 
 
 # ------------------------------------------------------------------------------ dumping
