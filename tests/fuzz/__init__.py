@@ -1,0 +1,3 @@
+"""Fuzz targets (shared by the hypothesis property tests and the atheris harness)."""
+
+from __future__ import annotations
