@@ -49,16 +49,18 @@ def new_event(slug: str, queued_at: str, source: str, now: str) -> dict[str, Any
     }
 
 
-def emit_ready(tx: Transaction, ticket_dir: Path, slug: str, queued_at: str, source: str,
-               now: str) -> bool:
+def emit_ready(
+    tx: Transaction, ticket_dir: Path, slug: str, queued_at: str, source: str, now: str
+) -> bool:
     """Create the TICKET_READY event for (slug, queued_at) unless it exists. True if new."""
     record = new_event(slug, queued_at, source, now)
     path = event_path(ticket_dir, record["event_id"])
     return tx.write_record(path, "event", record, create=True)
 
 
-def mark_processed(event: dict[str, Any], reason: EventReason, now: str,
-                   run_id: str | None = None) -> dict[str, Any]:
+def mark_processed(
+    event: dict[str, Any], reason: EventReason, now: str, run_id: str | None = None
+) -> dict[str, Any]:
     return {
         **event,
         "processed": True,
@@ -79,24 +81,32 @@ class EventFile:
 
 
 def ticket_events(store: Store, ticket_dir: Path) -> list[EventFile]:
-    out = [EventFile(p, store.read_record(p, "event"))
-           for p in store.record_files(ticket_dir, EVENTS_DIR)]
+    out = [
+        EventFile(p, store.read_record(p, "event"))
+        for p in store.record_files(ticket_dir, EVENTS_DIR)
+    ]
     return sorted(out, key=lambda e: e.sort_key)
 
 
 def all_events(store: Store, *, pending_only: bool = False) -> list[EventFile]:
     """Every event of every ticket, oldest first. Invalid event files are skipped here
-    (``yoi doctor`` reports them)."""
+    (``yoi doctor`` reports them).
+
+    ``pending_only`` reads the pending-event index (``cache_events``): its cost grows
+    with the open tickets, not with the done ones."""
     from yoi.errors import YoiError
 
+    if pending_only:
+        from yoi import cache_events
+
+        found = [EventFile(path, record) for path, record in cache_events.pending(store)]
+        return sorted(found, key=lambda e: e.sort_key)
     out: list[EventFile] = []
     for _bucket, _slug, tdir in store.iter_ticket_dirs():
         for path in store.record_files(tdir, EVENTS_DIR):
             try:
                 record = store.read_record(path, "event")
-            except YoiError:
-                continue
-            if pending_only and record.get("processed"):
+            except (YoiError, OSError):
                 continue
             out.append(EventFile(path, record))
     return sorted(out, key=lambda e: e.sort_key)

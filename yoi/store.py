@@ -7,19 +7,28 @@ commit, and applies its own operations as one journaled commit.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from yoi import fsio, journal, schema, yamlio
+from yoi import fastschema, fastyaml, fsio
 from yoi.errors import InvalidRecordError, LockTimeoutError, NotFoundError, Problem
 from yoi.model import Ticket
 from yoi.paths import Layout, discover
 from yoi.slug import SlugIndex, is_valid_slug
+from yoi.slug import resolve as resolve_name
 from yoi.thread import Entry, parse_thread
+
+if TYPE_CHECKING:
+    from yoi import journal
+
+# yamlio (ruamel.yaml), schema (jsonschema) and journal are imported where they are
+# used: reading a store that yoi wrote needs neither (fastyaml, fastschema, the cache).
 
 BUCKETS = ("open", "done")
 TICKET_FILE = "ticket.md"
@@ -53,6 +62,7 @@ class Store:
         self.root = layout.root
         self.tickets_dir = self.yoi_dir / "tickets"
         self.runtime_dir = layout.runtime_dir
+        self._root_text = str(self.root)
         self._lock: Any = None
         self._config: dict[str, Any] | None = None
 
@@ -63,36 +73,48 @@ class Store:
     # ---- paths -------------------------------------------------------------------
     def rel(self, path: Path) -> str:
         """A path as shown to users: relative to the repository root when possible."""
+        text, root = str(path), self._root_text
+        if len(root) > 1 and text.startswith(root) and text[len(root) : len(root) + 1] == "/":
+            return text[len(root) + 1 :]  # what relative_to gives, without its cost
         try:
             return str(path.relative_to(self.root))
         except ValueError:
-            return str(path)
+            return text
 
     def runtime(self, *parts: str) -> Path:
         path = self.runtime_dir.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def bucket_names(self, bucket: str) -> list[str]:
+        """The ticket directory names of one bucket, sorted (no hidden names, no symlinks,
+        no files; one directory scan, no stat per entry)."""
+        try:
+            with os.scandir(self.tickets_dir / bucket) as it:
+                names = [
+                    e.name
+                    for e in it
+                    if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                ]
+        except FileNotFoundError:
+            return []
+        names.sort()
+        return names
+
     def iter_ticket_dirs(self) -> Iterator[tuple[str, str, Path]]:
         """(bucket, slug, dir) for every ticket directory, open first, sorted by slug."""
         for bucket in BUCKETS:
             base = self.tickets_dir / bucket
-            try:
-                names = sorted(os.listdir(base))
-            except FileNotFoundError:
-                continue
-            for name in names:
-                if name.startswith("."):
-                    continue
-                path = base / name
-                if path.is_dir() and not path.is_symlink():
-                    yield bucket, name, path
+            for name in self.bucket_names(bucket):
+                yield bucket, name, base / name
 
     def slug_index(self) -> SlugIndex:
-        return SlugIndex(sorted({slug for _, slug, _ in self.iter_ticket_dirs()}))
+        return SlugIndex([*self.bucket_names("open"), *self.bucket_names("done")])
 
     def resolve(self, name: str) -> str:
-        return self.slug_index().resolve(name)
+        """The slug ``name`` names (exact, unique prefix or unique word-suffix): one pass
+        over the directory names, without building an index."""
+        return resolve_name(name, [*self.bucket_names("open"), *self.bucket_names("done")])
 
     def ticket_dir(self, slug: str) -> Path:
         for bucket in BUCKETS:
@@ -116,9 +138,12 @@ class Store:
     def locked(self) -> Iterator[None]:
         from filelock import Timeout
 
+        from yoi import journal
+
         try:
             with self.lock():
-                journal.roll_forward(self.runtime("journal"))
+                if journal.roll_forward(self.runtime("journal")):
+                    self.touch_done()  # a completed commit may have written into done/
                 yield
         except Timeout as exc:
             raise LockTimeoutError(
@@ -147,9 +172,19 @@ class Store:
             ) from exc
 
     def read_record(self, path: Path, kind: str) -> dict[str, Any]:
-        """Load a YAML record, validate it against its schema, return plain data."""
+        """Load a YAML record, validate it against its schema, return plain data.
+
+        Records as yoi writes them take the fast path (``fastyaml`` + ``fastschema``);
+        anything else, and every invalid record, goes through ruamel.yaml and jsonschema,
+        which give the exact problems."""
+        text = self.read_text(path)
+        data = fastyaml.load(text)
+        if data is not None and fastschema.is_valid(kind, data) is True:
+            return data
+        from yoi import schema, yamlio
+
         rel = self.rel(path)
-        data = yamlio.load_plain(self.read_text(path), path=rel)
+        data = yamlio.load_plain(text, path=rel)
         schema.check(kind, data, rel)
         assert isinstance(data, dict)
         return data
@@ -157,12 +192,17 @@ class Store:
     def config(self) -> dict[str, Any]:
         if self._config is None:
             path = self.yoi_dir / "config.yaml"
-            data = self.read_record(path, "config") if path.exists() else {"version": 1}
+            data: dict[str, Any] = (
+                self.read_record(path, "config") if path.exists() else {"version": 1}
+            )
             engine = {**CONFIG_DEFAULTS, **(data.get("engine") or {})}
             self._config = {**data, "engine": engine}
         return self._config
 
     def load_ticket(self, slug: str, path: Path | None = None) -> TicketDoc:
+        """A ticket for editing (round-trip front matter); validated like every read."""
+        from yoi import yamlio
+
         tdir = path or self.ticket_dir(slug)
         file = tdir / TICKET_FILE
         rel = self.rel(file)
@@ -172,27 +212,34 @@ class Store:
         front_text, body = yamlio.split_front_matter(text, path=rel)
         front = yamlio.load_rt(front_text, path=rel)
         plain = yamlio.to_plain(front)
-        schema.check("ticket", plain, rel)
+        check("ticket", plain, rel)
         if not is_valid_slug(slug):
             raise InvalidRecordError(rel, [Problem(rel, "", f"'{slug}' is not a valid slug")])
         return TicketDoc(Ticket.from_front(slug, tdir, plain, body), front, body)
 
     def read_ticket(self, slug: str) -> Ticket:
-        return self.load_ticket(slug).ticket
+        """The validated ticket (read-only view): fast for files as yoi writes them."""
+        from yoi import cache_tickets
+
+        return cache_tickets.read_ticket(self, slug, self.ticket_dir(slug))[0]
 
     def list_tickets(self) -> tuple[list[Ticket], list[Problem]]:
-        """Every valid ticket, and one problem per ticket that does not load."""
-        tickets: list[Ticket] = []
-        invalid: list[Problem] = []
-        for _bucket, slug, path in self.iter_ticket_dirs():
-            try:
-                tickets.append(self.load_ticket(slug, path).ticket)
-            except InvalidRecordError as exc:
-                first = exc.problems[0] if exc.problems else Problem(exc.path, "", exc.message)
-                invalid.append(Problem(self.rel(path / TICKET_FILE), first.pointer, first.message))
-            except (fsio.SizeLimitError, OSError) as exc:
-                invalid.append(Problem(self.rel(path / TICKET_FILE), "", str(exc)))
-        return tickets, invalid
+        """Every valid ticket (open first, by slug), and one problem per ticket that does
+        not load. Served from the stat-keyed cache (``cache_tickets``) where files did not
+        change; the result is the same as loading every ticket.md."""
+        from yoi import cache_tickets
+
+        return cache_tickets.list_tickets(self)
+
+    def touch_done(self) -> None:
+        """Move the mtime of ``tickets/done`` forward: the pending-event index re-reads
+        the done bucket (``cache_events``). Called around every commit that writes an
+        event under done/ or moves a ticket there."""
+        done = self.tickets_dir / "done"
+        with contextlib.suppress(OSError):
+            st = os.stat(done)
+            mtime = max(time.time_ns(), st.st_mtime_ns + 1)
+            os.utime(done, ns=(st.st_atime_ns, mtime))
 
     def read_thread(self, slug: str, path: Path | None = None) -> list[Entry]:
         file = (path or self.ticket_dir(slug)) / THREAD_FILE
@@ -229,10 +276,12 @@ class Transaction:
         return str(path.relative_to(self.store.yoi_dir))
 
     def write_bytes(self, path: Path, data: bytes, *, create: bool = False) -> bool:
+        from yoi import journal
+
         rel = self._rel(path)
-        if create and (path.exists() or any(
-            isinstance(o, journal.Write) and o.path == rel for o in self.ops
-        )):
+        if create and (
+            path.exists() or any(isinstance(o, journal.Write) and o.path == rel for o in self.ops)
+        ):
             return False
         self.ops.append(journal.Write(rel, data, create))
         return True
@@ -241,10 +290,13 @@ class Transaction:
         self._pending_text[self._rel(path)] = text
         return self.write_bytes(path, text.encode("utf-8"), create=create)
 
-    def write_record(self, path: Path, kind: str, data: dict[str, Any], *,
-                     create: bool = False) -> bool:
+    def write_record(
+        self, path: Path, kind: str, data: dict[str, Any], *, create: bool = False
+    ) -> bool:
         """Validate ``data`` against its schema, then queue the write."""
-        schema.check(kind, data, self.store.rel(path))
+        from yoi import yamlio
+
+        check(kind, data, self.store.rel(path))
         return self.write_text(path, yamlio.dump(data), create=create)
 
     def current_text(self, path: Path) -> str | None:
@@ -257,11 +309,49 @@ class Transaction:
         return self.store.read_text(path, limit=MAX_THREAD_BYTES)
 
     def move(self, src: Path, dst: Path) -> None:
+        from yoi import journal
+
         self.ops.append(journal.Move(self._rel(src), self._rel(dst)))
 
     def remove(self, path: Path) -> None:
+        from yoi import journal
+
         self.ops.append(journal.Remove(self._rel(path)))
 
     def commit(self) -> None:
+        from yoi import journal
+
         ops, self.ops = self.ops, []
+        slugs = {slug for op in ops if (slug := _done_slug(op)) is not None}
+        if not slugs:
+            journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
+            return
+        from yoi import cache_events
+
+        before = cache_events.done_key(self.store)
+        self.store.touch_done()
         journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
+        self.store.touch_done()
+        cache_events.note_done_writes(self.store, slugs, before)
+
+
+def _done_slug(op: journal.Op) -> str | None:
+    """The done ticket whose events ``op`` may change: a write or removal under
+    ``tickets/done/<slug>/events/``, or a move to ``tickets/done/<slug>``."""
+    from yoi import journal
+
+    path = op.dst if isinstance(op, journal.Move) else op.path
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "tickets" or parts[1] != "done":
+        return None
+    if isinstance(op, journal.Move) or (len(parts) > 4 and parts[3] == "events"):
+        return parts[2]
+    return None
+
+
+def check(kind: str, data: Any, rel: str) -> None:
+    """``schema.check``, skipped when ``fastschema`` vouches for the data."""
+    if fastschema.is_valid(kind, data) is not True:
+        from yoi import schema
+
+        schema.check(kind, data, rel)

@@ -1,0 +1,127 @@
+"""Engine throughput: ``yoi engine run`` over N queued tickets with the patch-file runner,
+against the same work done with plain git plumbing, one spawn per step.
+
+- engine: a store with ``--tickets`` queued tickets (each with its own patch file that
+  adds one file), then one ``yoi engine run`` until idle: every ticket is accepted, its
+  patch applied in a private worktree, committed on its work branch, gated, recorded.
+- floor: for each patch, from a copy of the base commit's index: ``git apply --cached``,
+  ``git write-tree``, ``git commit-tree``, ``git update-ref`` (create-only) on a branch;
+  four processes per ticket (``commit-tree`` needs the tree that ``write-tree`` makes).
+
+The figures are seconds per ticket; ratio = engine / floor (<= 1.0 means the engine's
+throughput is at least the floor's). When ``yoi.engine`` has no ``tick``/``run`` yet the
+script waits for it (``--wait`` seconds, default 0: report "not available").
+
+    python bench/bench_engine.py [--tickets 200] [--repeat 1] [--wait 0]
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import gen_store
+from bench._common import Row, parser, report, run, timed, yoi
+
+
+def engine_available() -> bool:
+    try:
+        engine = importlib.import_module("yoi.engine")
+    except ImportError:
+        return False
+    return callable(getattr(engine, "tick", None)) or callable(getattr(engine, "run", None))
+
+
+def wait_for_engine(seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not engine_available():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(30.0, max(0.0, deadline - time.monotonic())))
+        importlib.invalidate_caches()
+        sys.modules.pop("yoi.engine", None)
+    return True
+
+
+def floor_run(repo: Path, clones: list[gen_store.Clone]) -> float:
+    """Seconds for the plumbing floor over every queued ticket's patch."""
+    base = run(["git", "rev-parse", "HEAD"], repo).stdout.decode().strip()
+    index = repo / ".git" / "bench-floor-index"
+    run(["git", "read-tree", base], repo, extra_env={"GIT_INDEX_FILE": str(index)})
+    work = repo / ".git" / "bench-floor-work"
+
+    def one(clone: gen_store.Clone) -> None:
+        shutil.copyfile(index, work)
+        idx = {"GIT_INDEX_FILE": str(work)}
+        patch = str(repo / "patches" / f"{clone.patch_name}.diff")
+        run(["git", "apply", "--cached", patch], repo, extra_env=idx)
+        tree = run(["git", "write-tree"], repo, extra_env=idx).stdout.decode().strip()
+        commit = run(["git", "commit-tree", tree, "-p", base, "-m", clone.title], repo)
+        sha = commit.stdout.decode().strip()
+        run(["git", "update-ref", f"refs/heads/floor/{clone.slug}", sha, "0" * 40], repo)
+
+    def every() -> None:
+        for clone in clones:
+            one(clone)
+
+    return timed(every)
+
+
+def engine_run(repo: Path, count: int) -> float:
+    seconds = timed(lambda: run(yoi("engine", "run"), repo))
+    done = repo / ".yoi" / "tickets" / "done"
+    finished = sum(1 for p in done.iterdir() if not p.name.startswith("."))
+    if finished != count:
+        raise RuntimeError(f"the engine finished {finished} of {count} tickets")
+    return seconds
+
+
+def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat: int) -> list[Row]:
+    """Medians over ``repeat`` fresh stores of the seconds per ticket."""
+    floors, engines = [], []
+    for k in range(repeat):
+        repo = work / f"engine-{n}-{k}"
+        clones = gen_store.generate(repo, n, templates, queued=n)
+        floors.append(floor_run(repo, clones) / n)
+        engines.append(engine_run(repo, n) / n)
+        shutil.rmtree(repo, ignore_errors=True)
+    return [
+        Row(
+            "engine throughput",
+            "s per ticket",
+            n,
+            statistics.median(engines),
+            "git plumbing",
+            statistics.median(floors),
+            "<= 1.0x",
+        )
+    ]
+
+
+def main() -> None:
+    p = parser(__doc__.split("\n\n")[0], tickets=200, repeat=1)
+    p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the engine")
+    args = p.parse_args()
+    if not wait_for_engine(args.wait):
+        print("yoi.engine has no tick/run yet: engine throughput not measured")
+        return
+    work = Path(tempfile.mkdtemp(prefix="yoi-bench-engine-"))
+    try:
+        templates = gen_store.build_templates(work)
+        report(measure(work, args.tickets, templates, args.repeat))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+if __name__ == "__main__":
+    main()

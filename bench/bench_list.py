@@ -1,0 +1,68 @@
+"""`yoi ticket list --json` on a large store, cold and warm, against the plain-read floor.
+
+- floor: one Python process opening and reading every ticket.md and splitting it at the
+  closing ``---`` (``bench/floors.py front-matter``), no YAML parsing;
+- cold: the first run after yoi's derived cache (``.git/yoi/cache/``) was removed;
+- warm: a run right after another run.
+
+    python bench/bench_list.py [--tickets 10000] [--repeat 5]
+
+Targets at 10k tickets: warm <= 1.0x and cold <= 2.0x the floor (medians, same run).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import gen_store
+from bench._common import PY, Row, median_of, parser, report, run, yoi
+
+FLOOR = str(Path(__file__).with_name("floors.py"))
+
+
+def drop_cache(repo: Path) -> None:
+    shutil.rmtree(repo / ".git" / "yoi" / "cache", ignore_errors=True)
+
+
+def measure(repo: Path, n: int, repeat: int) -> list[Row]:
+    tickets = repo / ".yoi" / "tickets"
+    floor = median_of(lambda: run([PY, FLOOR, "front-matter", str(tickets)], repo), repeat)
+    listing = yoi("ticket", "list", "--json")
+    outputs: list[bytes] = []
+
+    def listed() -> None:
+        outputs.append(run(listing, repo).stdout)
+
+    cold = median_of(listed, repeat, before=lambda: drop_cache(repo))
+    listed()  # warm the cache
+    warm = median_of(listed, repeat)
+    if len(set(outputs)) != 1:
+        raise RuntimeError("ticket list printed different documents cold and warm")
+    return [
+        Row("ticket list --json", "cold", n, cold, "plain read", floor, "<= 2.0x"),
+        Row("ticket list --json", "warm", n, warm, "plain read", floor, "<= 1.0x"),
+    ]
+
+
+def main() -> None:
+    args = parser(__doc__.split("\n\n")[0]).parse_args()
+    work = Path(tempfile.mkdtemp(prefix="yoi-bench-list-"))
+    try:
+        templates = gen_store.build_templates(work)
+        repo = work / "store"
+        gen_store.generate(repo, args.tickets, templates)
+        report(measure(repo, args.tickets, args.repeat))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Derived, never authoritative caches under ``<git-common-dir>/yoi/cache/``.
+
+A cache file holds entries keyed by a file's identity: ``(st_mtime_ns, st_size,
+st_ino, st_ctime_ns)``. A reader uses an entry only when the file's current ``stat``
+gives the same key, so an edit, a replacement (new inode) or a ``touch`` that puts the
+old mtime back (``utime`` moves the ctime) all miss. A key whose timestamps are too
+close to the moment the file was read is *racy* (a later write in the same clock tick
+could keep the key) and is not stored: it is re-read until it is older than the
+filesystem's timestamp step (``is_racy``), as git does for its index.
+
+Files are written with a temp file and ``os.replace`` (no fsync: losing a cache costs a
+rebuild, nothing else). A file starts with a magic line, the payload length and its
+CRC-32; a short, corrupted or foreign file, or one written by a different yoi, Python
+or schema (the *fingerprint*), is ignored and rebuilt. ``YOI_CACHE=0`` turns caching
+off. Payloads are ``marshal`` data: the fastest loader in the standard library for
+plain dicts, lists, tuples, strings and ints, read only after the checksum matched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import os
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from yoi import __version__
+
+CACHE_DIR = "cache"
+MAGIC = b"yoi-cache 1\n"
+_HEADER = struct.Struct("<QI")  # payload length, crc32
+RACY_NS = 100_000_000  # ns timestamps: far more than a kernel clock tick
+RACY_COARSE_NS = 2_000_000_000  # whole-second timestamps (filesystems with 1-2 s steps)
+_SECOND = 1_000_000_000
+MAX_BYTES = 1 << 30
+_FINGERPRINT_FILES = (
+    "cache.py",
+    "cache_tickets.py",
+    "cache_events.py",
+    "fastyaml.py",
+    "fastschema.py",
+    "frontmatter.py",
+    "model.py",
+    "store.py",
+    "events.py",
+    "schema.py",
+    "yamlio.py",
+    "slug.py",
+    "schemas/ticket.schema.json",
+    "schemas/blocker_ref.schema.json",
+    "schemas/event.schema.json",
+)
+
+Key = tuple[int, int, int, int]
+
+
+def enabled() -> bool:
+    return os.environ.get("YOI_CACHE", "1") != "0"
+
+
+def stat_key(st: os.stat_result) -> Key:
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
+def is_racy(key: Key, read_at_ns: int) -> bool:
+    """True when the file changed so recently (relative to ``read_at_ns``, taken before
+    the file was read) that a later write in the same timestamp step could keep its key.
+    The step is a kernel clock tick where timestamps have nanoseconds, up to 2 s where
+    they are whole seconds."""
+    coarse = key[0] % _SECOND == 0 and key[3] % _SECOND == 0
+    return max(key[0], key[3]) >= read_at_ns - (RACY_COARSE_NS if coarse else RACY_NS)
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+_fingerprint: str | None = None
+
+
+def fingerprint() -> str:
+    """Changes whenever yoi, Python or a module/schema that shapes cached data changes."""
+    global _fingerprint
+    if _fingerprint is None:
+        here = Path(__file__).parent
+        parts = [__version__, sys.version, str(marshal.version)]
+        for name in _FINGERPRINT_FILES:
+            try:
+                st = os.stat(here / name)
+                parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+            except OSError:
+                parts.append(f"{name}:-")
+        _fingerprint = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+    return _fingerprint
+
+
+def store_id(yoi_dir: Path) -> str:
+    """Caches of different stores sharing one common dir (worktrees) stay apart."""
+    return hashlib.sha256(str(yoi_dir).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+
+
+def cache_path(runtime_dir: Path, yoi_dir: Path, name: str) -> Path:
+    return runtime_dir / CACHE_DIR / f"{name}-{store_id(yoi_dir)}.bin"
+
+
+def load(path: Path) -> Any:
+    """The payload of a cache file, or None when it is missing, damaged or foreign."""
+    if not enabled():
+        return None
+    try:
+        with open(path, "rb") as f:
+            blob = f.read(MAX_BYTES)
+    except OSError:
+        return None
+    start = len(MAGIC) + _HEADER.size
+    if len(blob) < start or not blob.startswith(MAGIC):
+        return None
+    length, crc = _HEADER.unpack_from(blob, len(MAGIC))
+    payload = memoryview(blob)[start:]
+    if len(payload) != length or zlib.crc32(payload) != crc:
+        return None
+    try:
+        stamp, data = marshal.loads(payload)
+    except (ValueError, EOFError, TypeError):
+        return None
+    return data if stamp == fingerprint() else None
+
+
+def save(path: Path, data: Any) -> None:
+    """Replace the cache file atomically; any failure only means no cache."""
+    if not enabled():
+        return
+    try:
+        payload = marshal.dumps((fingerprint(), data))
+    except ValueError:
+        return  # not marshal-able data: never cache it
+    blob = MAGIC + _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def drop(runtime_dir: Path) -> int:
+    """Remove every cache file (``yoi`` never needs them); returns how many."""
+    base = runtime_dir / CACHE_DIR
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(base):
+            if entry.name.endswith(".bin") and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
