@@ -159,9 +159,7 @@ class SlugIndex:
         if name in self._members:
             return name
         start = bisect.bisect_left(self._sorted, name)
-        prefix = []
-        for slug in self._sorted[start:]:
-            if not slug.startswith(name):
-                break
-            prefix.append(slug)
+        # every slug starting with `name` sorts in [name, name + U+FFFF): no list copy
+        end = bisect.bisect_left(self._sorted, name + "\uffff", lo=start)
+        prefix = self._sorted[start:end]
         return _choose(name, prefix, [] if prefix else self._by_suffix.get(name, []))
