@@ -13,7 +13,10 @@ bucket (``tickets-<store>-open.bin``, ``...-done.bin``).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,21 +91,22 @@ def fast_ticket(slug: str, tdir: Path, text: str) -> Ticket | None:
     return Ticket.from_front(slug, tdir, front, parts[1])
 
 
-def read_ticket(store: Store, slug: str, tdir: Path) -> tuple[Ticket, cache.Key | None]:
-    """One ticket, fast when possible; raises like ``Store.load_ticket`` otherwise. The
-    key (None: do not cache) was taken before the read and is still the file's key."""
+def _fast(slug: str, tdir: Path) -> tuple[Ticket | None, cache.Key | None]:
+    """The ticket through the fast path (None: take the slow one), and the file's key
+    taken before the read."""
     from yoi.store import MAX_TICKET_BYTES
 
     try:
         key, text = _read(tdir / TICKET_FILE, MAX_TICKET_BYTES)
-        ticket = fast_ticket(slug, tdir, text)
+        return fast_ticket(slug, tdir, text), key
     except (OSError, ValueError):
-        ticket = None
-    if ticket is not None:
-        return ticket, key
-    before = _key_of(tdir)
-    ticket = store.load_ticket(slug, tdir).ticket  # exact errors, or a slow success
-    return ticket, (before if before is not None and before == _key_of(tdir) else None)
+        return None, None
+
+
+def read_ticket(store: Store, slug: str, tdir: Path) -> Ticket:
+    """One ticket, fast when possible; raises like ``Store.load_ticket`` otherwise."""
+    ticket, _key = _fast(slug, tdir)
+    return ticket if ticket is not None else store.load_ticket(slug, tdir).ticket
 
 
 def _problem(store: Store, tdir: Path, exc: Exception) -> Problem:
@@ -143,6 +147,25 @@ def list_tickets(store: Store) -> tuple[list[Ticket], list[Problem]]:
     """Every valid ticket (open first, by slug), and one problem per ticket that does
     not load: exactly what reading every ticket.md gives, from the cache when the
     files did not change."""
+    with _gc_paused():
+        return _list(store)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection while tens of thousands of small containers are made and
+    kept (a full collection would re-scan all of them several times); nothing here
+    creates reference cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _list(store: Store) -> tuple[list[Ticket], list[Problem]]:
     tickets: list[Ticket] = []
     invalid: list[Problem] = []
     read_at = cache.now_ns()
@@ -199,17 +222,22 @@ def _cached(entry: Entry, tdir_text: str, tdir: Path) -> Ticket | Problem | None
 
 def _load(store: Store, state: _Bucket, name: str, tdir: Path, read_at: int) -> Ticket | Problem:
     """Read one ticket (a cache miss); remember the result when its key is stable."""
-    before = _key_of(tdir)
-    try:
-        ticket, key = read_ticket(store, name, tdir)
-    except (InvalidRecordError, fsio.SizeLimitError, OSError) as exc:
-        problem = _problem(store, tdir, exc)
-        if before is not None and before == _key_of(tdir):
-            _remember(state, name, before, None, problem, read_at)
-        return problem
-    if key is not None:
+    ticket, key = _fast(name, tdir)
+    if ticket is not None and key is not None:
         _remember(state, name, key, encode(ticket), None, read_at)
-    return ticket
+        return ticket
+    before = _key_of(tdir)  # the slow path: exact errors, or a slow success
+    try:
+        ticket = store.load_ticket(name, tdir).ticket
+        result: Ticket | Problem = ticket
+    except (InvalidRecordError, fsio.SizeLimitError, OSError) as exc:
+        result = _problem(store, tdir, exc)
+    if before is not None and before == _key_of(tdir):
+        if isinstance(result, Ticket):
+            _remember(state, name, before, encode(result), None, read_at)
+        else:
+            _remember(state, name, before, None, result, read_at)
+    return result
 
 
 def _key_of(tdir: Path) -> cache.Key | None:

@@ -67,6 +67,23 @@ def _all(results: list[Result]) -> Result:
     return None if None in results else True
 
 
+def _every(checks: list[Check]) -> Check:
+    def check(v: Any) -> Result:
+        result: Result = True
+        for c in checks:
+            r = c(v)
+            if r is not True:
+                if r is False:
+                    return False
+                result = None
+        return result
+
+    return check
+
+
+_OBJECT_KEYWORDS = ("properties", "patternProperties", "additionalProperties", "required")
+
+
 def _valid(v: Any) -> Result:
     return True
 
@@ -178,14 +195,52 @@ class _Compiler:
             return _valid
         if node is False:
             return _invalid
-        checks = [
-            self.keyword(key, arg, node, base)
-            for key, arg in node.items()
-            if key not in ANNOTATIONS and key not in ("then", "else")
+        skip = {*ANNOTATIONS, "then", "else"}
+        checks = []
+        if any(k in node for k in _OBJECT_KEYWORDS):
+            checks.append(self.object(node, base))
+            skip.update(_OBJECT_KEYWORDS)
+        checks.extend(self.keyword(k, arg, node, base) for k, arg in node.items() if k not in skip)
+        return checks[0] if len(checks) == 1 else _every(checks)
+
+    def object(self, node: Mapping[str, Any], base: str) -> Check:
+        """properties, patternProperties, additionalProperties and required in one pass
+        over the keys (the same semantics as the four keywords applied one by one)."""
+        props = {k: self.node(s, base) for k, s in node.get("properties", {}).items()}
+        pats = [
+            (re.compile(p), self.node(s, base))
+            for p, s in node.get("patternProperties", {}).items()
         ]
-        if len(checks) == 1:
-            return checks[0]
-        return lambda v: _all([c(v) for c in checks])
+        extra = (
+            self.node(node["additionalProperties"], base)
+            if ("additionalProperties" in node)
+            else None
+        )
+        required = tuple(node.get("required", ()))
+
+        def check(d: Any) -> Result:
+            if type(d) is not dict:
+                return True if type(d) in _TYPES else None
+            for k in required:
+                if k not in d:
+                    return False
+            result: Result = True
+            for k, v in d.items():
+                sub = props.get(k)
+                results = [] if sub is None else [sub(v)]
+                for rx, pat in pats:
+                    if rx.search(k):
+                        results.append(pat(v))
+                if not results and extra is not None:
+                    results.append(extra(v))
+                for r in results:
+                    if r is False:
+                        return False
+                    if r is None:
+                        result = None
+            return result
+
+        return check
 
     def keyword(self, key: str, arg: Any, node: Mapping[str, Any], base: str) -> Check:
         simple = _SIMPLE.get(key)
@@ -319,12 +374,22 @@ def checker(kind: str) -> Check | None:
         return None
 
 
+def plain(data: Any, depth: int = 0) -> bool:
+    """JSON data of the exact types the loaders produce (str keys, no floats)."""
+    kind = type(data)
+    if kind is dict:
+        return depth < 64 and all(type(k) is str and plain(v, depth + 1) for k, v in data.items())
+    if kind is list:
+        return depth < 64 and all(plain(v, depth + 1) for v in data)
+    return kind in _SCALARS
+
+
+_SCALARS = (str, int, bool, type(None))
+
+
 def is_valid(kind: str, data: Any) -> Result:
     """True when ``data`` is certainly a valid ``kind`` record; else False or None."""
     check = checker(kind)
-    if check is None:
+    if check is None or not plain(data):
         return None
-    try:
-        return check(data)
-    except RecursionError:
-        return None
+    return check(data)

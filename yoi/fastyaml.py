@@ -111,7 +111,9 @@ class _NotMine(Exception):
 
 def load(text: str) -> dict[str, Any] | None:
     """The mapping ``yamlio.load_plain(text)`` would return, or None (not sure)."""
-    if len(text) > MAX_CHARS or not text.endswith("\n") or _BAD_CHARS.search(text):
+    if len(text) > MAX_CHARS or not text.endswith("\n") or " \n" in text:
+        return None  # too big, no final newline, or trailing blanks somewhere
+    if _BAD_CHARS.search(text):
         return None
     lines = text.split("\n")
     lines.pop()
@@ -142,19 +144,36 @@ class _Reader:
         return stripped
 
     def mapping(self, indent: int, depth: int, first: str | None = None) -> dict[str, Any]:
-        """Entries at ``indent``; ``first`` is an entry already cut from a ``- `` line."""
+        """Entries at ``indent``; ``first`` is an entry already cut from a ``- `` line.
+        (The loop handles ``key: scalar`` lines itself: they are most lines.)"""
         if depth > MAX_DEPTH:
             raise _NotMine
         out: dict[str, Any] = {}
         if first is not None:
             self._entry(out, first, indent, depth)
-        while self.i < len(self.lines):
-            at = self._indent_of(self.i)
-            if at < indent:
+        lines, count, i = self.lines, len(self.lines), self.i
+        while i < count:
+            line = lines[i]
+            at = len(line) - len(line.lstrip(" "))
+            if at != indent:
+                if at > indent:
+                    raise _NotMine
                 break
-            if at > indent:
-                raise _NotMine
-            self._entry(out, self.lines[self.i][indent:], indent, depth)
+            key, _sep, value = (line[indent:] if indent else line).partition(":")
+            if (
+                value[:1] == " "
+                and value[1:2] not in ("", " ", "|")
+                and _KEY.fullmatch(key)
+                and key not in _WORDS
+                and key not in out
+            ):
+                out[intern(key)] = scalar(value[1:])
+                i += 1
+                continue
+            self.i = i
+            self._entry(out, line[indent:], indent, depth)
+            i = self.i
+        self.i = i
         return out
 
     def _entry(self, out: dict[str, Any], rest: str, indent: int, depth: int) -> None:

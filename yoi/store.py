@@ -221,7 +221,7 @@ class Store:
         """The validated ticket (read-only view): fast for files as yoi writes them."""
         from yoi import cache_tickets
 
-        return cache_tickets.read_ticket(self, slug, self.ticket_dir(slug))[0]
+        return cache_tickets.read_ticket(self, slug, self.ticket_dir(slug))
 
     def list_tickets(self) -> tuple[list[Ticket], list[Problem]]:
         """Every valid ticket (open first, by slug), and one problem per ticket that does
