@@ -293,11 +293,18 @@ class Transaction:
     def write_record(
         self, path: Path, kind: str, data: dict[str, Any], *, create: bool = False
     ) -> bool:
-        """Validate ``data`` against its schema, then queue the write."""
-        from yoi import yamlio
+        """Validate ``data`` against its schema, then queue the write (the text is what
+        ``yamlio.dump`` gives; ``fastdump`` writes the common records without ruamel's
+        emitter)."""
+        from yoi import fastdump
 
         check(kind, data, self.store.rel(path))
-        return self.write_text(path, yamlio.dump(data), create=create)
+        text = fastdump.dump(data)
+        if text is None:
+            from yoi import yamlio
+
+            text = yamlio.dump(data)
+        return self.write_text(path, text, create=create)
 
     def current_text(self, path: Path) -> str | None:
         """The file's text as this transaction will leave it (pending writes included)."""
