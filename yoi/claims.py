@@ -20,110 +20,55 @@ lease and stops when the claim is lost.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import re
-import secrets
 import socket
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import clock as yclock
-from yoi import fsio, schema, yamlio
+from yoi import fsio, schema
+from yoi.claims_admin import ClaimInfo, held, list_claims, release_by_name, stale_claims
+from yoi.claims_records import (
+    CLAIMS_DIR,
+    RESOURCE_TYPES,
+    Claim,
+    Clock,
+    dump_record,
+    format_time,
+    new_owner_id,
+    parse_time,
+    pid_alive,
+    read_record,
+    status_of,
+)
 from yoi.errors import FencedError, UsageError
+from yoi.lease import Lease
 
 if TYPE_CHECKING:
     from yoi.store import Store
 
-Clock = Callable[[], float]  # seconds since the epoch
+__all__ = [
+    "CLAIMS_DIR",
+    "RESOURCE_TYPES",
+    "Claim",
+    "ClaimInfo",
+    "Claims",
+    "Clock",
+    "Lease",
+    "format_time",
+    "held",
+    "list_claims",
+    "new_owner_id",
+    "parse_time",
+    "pid_alive",
+    "read_record",
+    "release_by_name",
+    "stale_claims",
+    "status_of",
+]
 
-RESOURCE_TYPES = ("EVENT", "WORKORDER")
-CLAIMS_DIR = "claims"
-MAX_CLAIM_BYTES = 64 * 1024
 _ID_RE = re.compile(r"^[a-z]+-[0-9a-z-]{1,95}$")
-
-
-def new_owner_id() -> str:
-    """``<hostname>:<pid>:<random>``: unique per engine instance."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def format_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str) -> float:
-    return yclock.parse_ts(text).timestamp()
-
-
-def pid_alive(pid: int) -> bool:
-    """True unless ``pid`` is certainly gone (no such process, or a zombie)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-    return True
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A claim as its holder knows it: the fencing token is ``claim_version``."""
-
-    resource_type: str
-    resource_id: str
-    owner_id: str
-    claim_version: int
-    lease_expires_at: float
-
-    @property
-    def name(self) -> str:
-        return f"{self.resource_type}-{self.resource_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimInfo:
-    """A claim record as found on disk, with its status at ``now``."""
-
-    path: Path
-    record: dict[str, Any]
-    status: str  # held | expired | dead-owner | released
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.record, "status": self.status, "path": str(self.path)}
-
-
-def status_of(record: dict[str, Any], now: float | None = None) -> str:
-    """held | expired | dead-owner | released, at ``now`` (default: the current time)."""
-    return _status(record, time.time() if now is None else now)
-
-
-def _status(record: dict[str, Any], now: float) -> str:
-    if record.get("released"):
-        return "released"
-    if _owner_dead_here(record):
-        return "dead-owner"
-    if parse_time(str(record["lease_expires_at"])) <= now:
-        return "expired"
-    return "held"
-
-
-def _owner_dead_here(record: dict[str, Any]) -> bool:
-    pid = record.get("pid")
-    if record.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return False
-    return pid != os.getpid() and not pid_alive(pid)
 
 
 class Claims:
@@ -172,7 +117,7 @@ class Claims:
         }
         path = self.path(claim.resource_type, claim.resource_id)
         schema.check("claim_record", record, str(path))
-        fsio.atomic_write(path, _dump(record))
+        fsio.atomic_write(path, dump_record(record))
 
     # ---- operations (each under the store lock) ------------------------------------
     def acquire(self, resource_type: str, resource_id: str) -> Claim | None:
@@ -180,7 +125,7 @@ class Claims:
         with self.store.locked():
             record = self.read(resource_type, resource_id)
             now = self.clock()
-            if record is not None and _status(record, now) == "held":
+            if record is not None and status_of(record, now) == "held":
                 return None
             version = 1 if record is None else int(record["claim_version"]) + 1
             claim = Claim(resource_type, resource_id, self.owner, version, now + self.lease_seconds)
@@ -243,167 +188,3 @@ class Claims:
             )
             self._write(ended, now, acquired=str(record.get("acquired_at") or ""), released=True)
             return True
-
-
-def _dump(record: dict[str, Any]) -> bytes:
-    """Claim records are written as JSON (which is YAML): they are read and written
-    under the store lock on every fenced write, so parsing must be fast."""
-    return (json.dumps(record, indent=2) + "\n").encode("utf-8")
-
-
-def read_record(path: Path) -> dict[str, Any] | None:
-    """A validated claim record, or ``None`` when the file does not exist."""
-    try:
-        data = fsio.read_bytes(path, limit=MAX_CLAIM_BYTES)
-    except FileNotFoundError:
-        return None
-    text = data.decode("utf-8", errors="replace")
-    try:
-        record = json.loads(text)
-    except ValueError:
-        record = yamlio.load_plain(text, path=str(path))
-    schema.check("claim_record", record, str(path))
-    assert isinstance(record, dict)
-    return record
-
-
-class Lease:
-    """A held claim kept alive by a heartbeat thread (every third of the lease).
-
-    ``check`` is the fence to pass to ``store.transaction(fence=...)``; it reads the
-    current (possibly renewed) claim under the store lock. When a heartbeat finds the
-    claim lost, the thread stops and every later ``check`` raises ``FencedError``.
-    """
-
-    def __init__(self, claims: Claims, claim: Claim):
-        self.claims = claims
-        self._claim = claim
-        self._lost: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def claim(self) -> Claim:
-        return self._claim
-
-    @property
-    def lost(self) -> str | None:
-        return self._lost
-
-    def check(self) -> None:
-        with self.claims.store.locked():
-            if self._lost is not None:
-                raise FencedError(self._lost)
-            try:
-                self.claims.check(self._claim)
-            except FencedError as exc:
-                self._lost = exc.message
-                raise
-
-    def start(self, interval: float | None = None) -> Lease:
-        every = interval if interval is not None else self.claims.lease_seconds / 3
-        self._thread = threading.Thread(
-            target=self._beat,
-            args=(every,),
-            daemon=True,
-            name=f"yoi-heartbeat-{self._claim.resource_id}",
-        )
-        self._thread.start()
-        return self
-
-    def _beat(self, every: float) -> None:
-        while not self._stop.wait(every):
-            try:
-                with self.claims.store.locked():
-                    if self._stop.is_set():
-                        return
-                    self._claim = self.claims.heartbeat(self._claim)
-            except FencedError as exc:
-                self._lost = exc.message
-                return
-            except Exception:  # a busy lock or a transient I/O error: retry next beat
-                continue
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
-
-    def release(self) -> bool:
-        """Stop the heartbeat and release the claim if it is still ours."""
-        self.stop()
-        if self._lost is not None:
-            return False
-        return self.claims.release(self._claim)
-
-
-def _all_records(store: Store) -> list[tuple[Path, dict[str, Any]]]:
-    base = store.runtime_dir / CLAIMS_DIR
-    try:
-        names = sorted(os.listdir(base))
-    except FileNotFoundError:
-        return []
-    out = []
-    for name in names:
-        if name.startswith(".") or not name.endswith(".yaml"):
-            continue
-        with contextlib.suppress(Exception):
-            record = read_record(base / name)
-            if record is not None:
-                out.append((base / name, record))
-    return out
-
-
-def list_claims(store: Store, *, now: float | None = None) -> list[ClaimInfo]:
-    """Every readable claim record with its status (held, expired, dead-owner, released)."""
-    at = time.time() if now is None else now
-    return [ClaimInfo(p, r, _status(r, at)) for p, r in _all_records(store)]
-
-
-def stale_claims(store: Store, *, now: float | None = None) -> list[ClaimInfo]:
-    """Claims that are not released but may be taken over now (expired or dead owner)."""
-    return [c for c in list_claims(store, now=now) if c.status in ("expired", "dead-owner")]
-
-
-def held(store: Store, resource_type: str, resource_id: str, *, now: float | None = None) -> bool:
-    """True when a live, unexpired owner holds the claim."""
-    path = store.runtime_dir / CLAIMS_DIR / f"{resource_type}-{resource_id}.yaml"
-    try:
-        record = read_record(path)
-    except Exception:
-        return False
-    at = time.time() if now is None else now
-    return record is not None and _status(record, at) == "held"
-
-
-def release_by_name(
-    store: Store, name: str, *, force: bool = False, clock: Clock | None = None
-) -> ClaimInfo:
-    """Release a claim by file stem (``EVENT-ev-...``) or resource id, for
-    ``yoi claims release``. A held claim needs ``force``. The version is kept."""
-    matches = [(p, r) for p, r in _all_records(store) if name in (p.stem, str(r["resource_id"]))]
-    if not matches:
-        raise UsageError(f"no claim '{name}'", hint="`yoi claims list` shows them")
-    path, record = matches[0]
-    with store.locked():
-        record = read_record(path) or record
-        now = (clock or time.time)()
-        status = _status(record, now)
-        if status == "held" and not force:
-            raise UsageError(
-                f"claim '{path.stem}' is held by {record['owner_id']}",
-                hint="wait for its lease to expire, or pass --force",
-            )
-        if status != "released":
-            record = {
-                **record,
-                "released": True,
-                "heartbeat_at": format_time(now),
-                "lease_expires_at": format_time(
-                    min(now, parse_time(str(record["lease_expires_at"])))
-                ),
-            }
-            schema.check("claim_record", record, str(path))
-            fsio.atomic_write(path, _dump(record))
-        return ClaimInfo(path, record, "released")

@@ -18,17 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yoi import clock, events, faults, lifecycle
+from yoi import engine_entries as entries
 from yoi import engine_records as rec
 from yoi.claims import Lease
+from yoi.engine_result import PROCESSED, TickResult
 from yoi.errors import FencedError
 from yoi.lifecycle import Action
 from yoi.model import EventReason, State
 from yoi.store import TicketDoc, Transaction
-from yoi.thread import Entry
 from yoi.tickets import append_entry, state_entry, write_ticket
 
 if TYPE_CHECKING:
-    from yoi.engine import TickResult
     from yoi.store import Store
 
 INFRA_GATE = rec.INFRA_GATE
@@ -238,8 +238,6 @@ def _write(ctx: RunContext, files: dict[str, tuple[str | None, Any]]) -> None:
 
 # ---- terminal state, pause, workorder EXECUTED, event processed -----------------------------
 def _finish(ctx: RunContext) -> TickResult:
-    from yoi.engine import PROCESSED, TickResult
-
     with ctx.store.transaction(fence=ctx.lease.check) as tx:
         now = _now()
         doc = ctx.store.load_ticket(ctx.slug)
@@ -265,28 +263,9 @@ def _finish(ctx: RunContext) -> TickResult:
     )
 
 
-def run_entry(record: dict[str, Any], bundle: dict[str, Any], now: str) -> Entry:
-    lines = [
-        f"Run {record['run_id']}: {record['gate_result']} ({record['gate_reason']}).",
-        "",
-        f"- runner status: {bundle['runner_status']}",
-        f"- branch: `{record['branch']}`, commit: {record.get('commit_sha') or 'none'}",
-    ]
-    lines += [f"- gate {g['name']}: {g['result']} ({g['detail']})" for g in record["gates"]]
-    return Entry(
-        kind="run",
-        author=rec.ENGINE_AUTHOR,
-        at=now,
-        attrs=(("run_id", str(record["run_id"])), ("result", str(record["gate_result"]))),
-        body="\n".join(lines) + "\n",
-    )
-
-
 def _conclude(tx: Transaction, doc: TicketDoc, run_dir: Path, now: str) -> None:
     """inprogress -> done | blocked with its pause state and thread entries, then the
     bucket move (queued last, so every write above lands before the directory moves)."""
-    from yoi.engine import pause_entry
-
     store, ticket = tx.store, doc.ticket
     record = store.read_record(run_dir / RECORD, "run_record")
     bundle = store.read_record(run_dir / BUNDLE, "output_bundle")
@@ -307,8 +286,8 @@ def _conclude(tx: Transaction, doc: TicketDoc, run_dir: Path, now: str) -> None:
     lifecycle.apply(doc.front, change)
     doc.front["last_run"] = str(record["run_id"])
     write_ticket(tx, ticket.path, doc.front, doc.body)
-    append_entry(tx, ticket.path, run_entry(record, bundle, now), ticket.title)
+    append_entry(tx, ticket.path, entries.run_entry(record, bundle, now), ticket.title)
     append_entry(tx, ticket.path, state_entry(change, rec.ENGINE_AUTHOR, now), ticket.title)
-    append_entry(tx, ticket.path, pause_entry(pause), ticket.title)
+    append_entry(tx, ticket.path, entries.pause_entry(pause), ticket.title)
     if change.from_state.bucket != change.to_state.bucket:
         tx.move(ticket.path, store.tickets_dir / change.to_state.bucket / ticket.slug)
