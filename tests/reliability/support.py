@@ -300,3 +300,29 @@ def semantic(store: Store) -> dict[str, tuple[object, ...]]:
             blockers,
         )
     return out
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def yoi_here(cwd: Path, *args: str) -> Result:
+    """The CLI in this process (``yoi.cli.main``): no interpreter start-up, same code.
+    Used for recoveries and checks; crashes need a real subprocess (``yoi``)."""
+    import contextlib
+    import io
+
+    from yoi import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(list(args))
+    finally:
+        os.chdir(old)
+    return Result(code, out.getvalue(), err.getvalue())

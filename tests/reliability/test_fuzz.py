@@ -73,6 +73,12 @@ TOKENS = [
     b"state: done\n",
 ]
 CRASHES = targets.CORPUS / "crashes"
+# Crashes found and not fixed yet: replayed as strict xfails (remove once fixed).
+OPEN_CRASHES = {
+    "yaml-1.0-directive.md": "yoi/yamlio.py _load: ruamel asserts on %YAML 1.0/1.3 and the "
+    "AssertionError escapes (a traceback; `ticket list` fails for the whole store)",
+    "yaml-1.3-directive.yaml": "yoi/yamlio.py _load: the same through load_plain",
+}
 
 
 def _apply(seed: bytes, edits: list[tuple[int, int, bytes]], other: bytes) -> bytes:
@@ -114,6 +120,7 @@ def fuzz(name: str, strategy: st.SearchStrategy[bytes], profile: Profile, label:
         max_examples=_examples(profile),
         deadline=None,
         database=None,
+        derandomize=not profile.soak,  # the default suite sees the same inputs every run
         suppress_health_check=list(HealthCheck),
     )
     @given(data=strategy)
@@ -188,19 +195,17 @@ def _patch_is_refused(data: bytes) -> None:
         assert patching.check_policy(files, base_entries=lambda _p: None), "a bad patch passed"
 
 
-def _crash_files() -> list[tuple[str, Path]]:
-    if not CRASHES.is_dir():
-        return []
-    return [
-        (d.name, p) for d in sorted(CRASHES.iterdir()) if d.is_dir() for p in sorted(d.iterdir())
-    ]
+def _crash_files() -> list[object]:
+    out: list[object] = []
+    for d in sorted(CRASHES.iterdir()) if CRASHES.is_dir() else []:
+        for p in sorted(d.iterdir()) if d.is_dir() else []:
+            reason = OPEN_CRASHES.get(p.name)
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            out.append(pytest.param(d.name, p, marks=marks, id=f"{d.name}/{p.name}"))
+    return out or [pytest.param("", Path(), marks=pytest.mark.skip(reason="no crash found"))]
 
 
-@pytest.mark.parametrize(
-    ("name", "crash"),
-    _crash_files()
-    or [pytest.param("", Path(), marks=pytest.mark.skip(reason="no crash has been found so far"))],
-)
+@pytest.mark.parametrize(("name", "crash"), _crash_files())
 def test_found_crashes_stay_fixed(name: str, crash: Path) -> None:
     targets.run_one(name, crash.read_bytes())
 

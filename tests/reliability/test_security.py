@@ -48,6 +48,7 @@ HOSTILE_FRONT = {
     "deep-flow-nesting": "title: x\n" + FRONT + "deep: " + "[" * 1000 + "]" * 1000 + "\n",
     "deep-block-nesting": "title: x\n" + FRONT + _block_nest(100),
     "yaml-1.1-directive": "%YAML 1.1\n---\ntitle: x\n" + FRONT + "labels: [no, on, 012]\n",
+    "yaml-1.0-directive": "%YAML 1.0\n---\ntitle: x\n" + FRONT,
     "duplicate-key": "title: x\ntitle: y\n" + FRONT,
     "bad-utf8": None,  # bytes, below
     "huge-file": None,  # 10 MB, below
@@ -122,7 +123,20 @@ def plant_ticket(store: Store, slug: str, data: bytes) -> Path:
 
 
 # ---- hostile YAML ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", list(HOSTILE_FRONT))
+OPEN = {
+    "yaml-1.0-directive": "yoi/yamlio.py _load: ruamel's AssertionError on %YAML 1.0 escapes: "
+    "a traceback, and `ticket list` fails for the whole store",
+}
+
+
+def _cases(names: list[str]) -> list[object]:
+    return [
+        pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=OPEN[n])] if n in OPEN else [])
+        for n in names
+    ]
+
+
+@pytest.mark.parametrize("name", _cases(list(HOSTILE_FRONT)))
 def test_hostile_ticket_yaml_is_a_clean_error_and_writes_nothing(
     store: Store, repo: Path, name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -148,7 +162,17 @@ def test_hostile_ticket_yaml_is_a_clean_error_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
-    "name", ["python-tag", "alias-bomb", "deep-flow-nesting", "yaml-1.1-directive", "duplicate-key"]
+    "name",
+    _cases(
+        [
+            "python-tag",
+            "alias-bomb",
+            "deep-flow-nesting",
+            "yaml-1.1-directive",
+            "yaml-1.0-directive",
+            "duplicate-key",
+        ]
+    ),
 )
 def test_hostile_event_file_is_skipped_by_the_engine_and_named_by_doctor(
     store: Store, repo: Path, name: str, capsys: pytest.CaptureFixture[str]
