@@ -161,7 +161,7 @@ def leftovers(store: Store, *points: str | None) -> list[str]:
     janitor removes them once they are old."""
     temps = s.temp_files(store)
     if temps and not any(p and p.startswith("fsio.tmp") for p in points):
-        return [f"temp files after a crash at {point}: {temps}"]
+        return [f"temp files after a crash at {points}: {temps}"]
     janitor.clean(store, now=time.time() + 3600)
     left = s.temp_files(store)
     return [f"the janitor left temp files: {left}"] if left else []
