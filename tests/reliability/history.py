@@ -60,7 +60,13 @@ class History:
     ops: list[Op] = field(default_factory=list)
     claims: list[ClaimSample] = field(default_factory=list)
     nemesis: list[tuple[float, str, str]] = field(default_factory=list)
+    # state entries per ticket title before the run: {title: Counter(to-state)}
+    baseline: dict[str, Counter[str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, store: Store) -> None:
+        """Record the thread state entries that exist before any client runs."""
+        self.baseline = {v.title: Counter(v.chain) for v in s.ticket_views(store).values()}
 
     def invoke(self, process: str, kind: str, ticket: str, value: str = "") -> Op:
         with self._lock:
@@ -105,6 +111,7 @@ def check(history: History, store: Store) -> Report:
     anomalies = s.validity_problems(store) + s.doctor_errors(store)
     views = {v.title: v for v in s.ticket_views(store).values()}
     anomalies += _comments(history, views) + _labels(history, views)
+    anomalies += _transitions(history, views)
     anomalies += _queueings(store, views) + _runs(store, views) + _claims(history)
     anomalies += [p for p in s.invariants(store) if p not in anomalies]
     events = sum(len(v.events) for v in views.values())
@@ -157,6 +164,31 @@ def _labels(history: History, views: dict[str, s.TicketView]) -> list[str]:
             out.append(f"acknowledged label {op.value} of {op.ticket} is lost")
         if op.outcome == FAIL and present:
             out.append(f"failed label {op.value} of {op.ticket} is present")
+    return out
+
+
+TARGET_STATE = {"ready": "ready", "queue": "queued", "requeue": "queued", "return": "planning"}
+
+
+def _transitions(history: History, views: dict[str, s.TicketView]) -> list[str]:
+    """Each acknowledged transition is in the thread, failed ones are not: the number of
+    state entries into ready, queued and planning lies between the acknowledged and the
+    acknowledged-or-unknown client transitions into it (only clients make these)."""
+    out = []
+    for title, view in views.items():
+        base = history.baseline.get(title, Counter())
+        got = Counter(view.chain)
+        for state in ("ready", "queued", "planning"):
+            ops = [
+                o for o in history.ops if o.ticket == title and TARGET_STATE.get(o.kind) == state
+            ]
+            low = base[state] + sum(o.outcome == OK for o in ops)
+            high = low + sum(o.outcome == INFO for o in ops)
+            if not low <= got[state] <= high:
+                out.append(
+                    f"{title}: {got[state]} entries into {state}, expected "
+                    f"{low}..{high} from the history (lost or phantom transition)"
+                )
     return out
 
 

@@ -205,6 +205,7 @@ def soak_repo(repo: Path) -> Iterator[Path]:
 def soak(repo: Path, *, writers: int, engines: int, seconds: float, seed: int) -> list[str]:
     store = Store.discover(repo)
     hist = History()
+    hist.start(store)
     env = {**os.environ, "PYTHONPATH": str(s.ROOT), "YOI_LOCK_TIMEOUT": "20"}
     cluster = Cluster(repo, env)
     user = user_state(repo)
@@ -273,3 +274,50 @@ def test_concurrency_soak_long(soak_repo: Path, profile: Profile) -> None:
     seed = random.randrange(1 << 30)
     anomalies = soak(soak_repo, writers=8, engines=3, seconds=profile.seconds, seed=seed)
     assert anomalies == [], f"seed {seed}"
+
+
+# ---- the checker can fail ------------------------------------------------------------------
+def _history_store(repo: Path) -> Store:
+    store = s.make_store(repo)
+    slug = s.new_ticket(store, "Busy 0")
+    from yoi import tickets
+    from yoi.model import CommentKind
+
+    for text in ("h-0-1", "h-0-3", "h-0-3", "h-9-9"):
+        tickets.comment(store, slug, kind=CommentKind.COMMENT, message=text, by="ada")
+    return store
+
+
+def test_history_checker_finds_lost_duplicate_failed_and_phantom_comments(repo: Path) -> None:
+    store = _history_store(repo)
+    hist = History()
+    for value, outcome in (("h-0-1", OK), ("h-0-2", OK), ("h-0-3", OK), ("h-0-4", INFO)):
+        hist.complete(hist.invoke("w0", "comment", "Busy 0", value), outcome)
+    found = history.check(hist, store).anomalies
+    assert found == [
+        "phantom comment 'h-9-9' on Busy 0",
+        "acknowledged comment 'h-0-2' is in the thread 0 times (lost update)",
+        "acknowledged comment 'h-0-3' landed 2 times",
+    ]
+    hist.complete(hist.invoke("w0", "comment", "Busy 0", "h-9-9"), FAIL)
+    assert "failed comment 'h-9-9' landed anyway" in history.check(hist, store).anomalies
+
+
+def test_history_checker_finds_lost_transitions_and_claim_versions_going_back(
+    repo: Path,
+) -> None:
+    store = _history_store(repo)
+    hist = History()
+    hist.start(store)
+    hist.complete(hist.invoke("w0", "ready", "Busy 0"), OK)  # acknowledged, not on disk
+    record = {"owner_id": "a", "claim_version": 2}
+    hist.sample("EVENT-ev-1", record)
+    hist.sample("EVENT-ev-1", {"owner_id": "b", "claim_version": 2})
+    hist.sample("EVENT-ev-1", {"owner_id": "a", "claim_version": 1})
+    found = history.check(hist, store).anomalies
+    assert (
+        "Busy 0: 0 entries into ready, expected 1..1 from the history (lost or phantom "
+        "transition)" in found
+    )
+    assert "EVENT-ev-1: version 2 held by a and b" in found
+    assert "EVENT-ev-1: claim_version went back from 2 to 1" in found
