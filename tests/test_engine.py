@@ -323,3 +323,24 @@ def test_idle_when_nothing_is_pending(repo_cwd: Path) -> None:
     before = store_files(store)
     assert engine.tick(store) == TickResult("idle")
     assert store_files(store) == before
+
+
+def test_base_ref_that_does_not_resolve_blocks_instead_of_wedging(
+    repo_cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = make_store(repo_cwd)
+    monkeypatch.setenv("YOI_TEST_NOW", "2026-01-01T00:00:00Z")
+    slug = queue_with_patch(store, repo_cwd, "Bad base", base_ref="no-such-branch")
+    monkeypatch.setenv("YOI_TEST_NOW", "2026-01-01T00:00:05Z")
+    other = queue_with_patch(store, repo_cwd, "Fine")
+    monkeypatch.delenv("YOI_TEST_NOW")
+    eid = pending_id(store, slug)
+    obs = Observed(store, repo_cwd, slug)
+    first = obs.tick()
+    assert first.ticket == slug, "the bad-base event is the oldest"
+    assert first == TickResult("processed", eid, slug, "BLOCKED")
+    ps = _blocked(obs, eid)
+    assert ps["prioritized_actions"][0]["command"] == f"yoi ticket edit {slug} --base-ref <ref>"
+    assert "no-such-branch" in ps["detail"]
+    assert engine.tick(store).ticket == other
+    assert store.read_ticket(other).state.value == "done"

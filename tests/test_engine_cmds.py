@@ -67,12 +67,16 @@ def test_engine_run_reports_every_tick_and_respects_max(store: Store, repo: Path
     assert set(ticks[0]) == {"outcome", "event_id", "ticket", "reason", "run_id"}
 
 
-def test_remote_is_refused_until_it_exists(store: Store, repo: Path) -> None:
-    out = run_yoi("engine", "run", "--remote", "origin", cwd=repo)
-    assert out.returncode == 2
-    assert "not available yet" in out.stderr
-    with pytest.raises(UsageError):
+def test_remote_errors_are_clear(store: Store, repo: Path) -> None:
+    with pytest.raises(UsageError, match="--push-branch needs --remote"):
         engine_cmd.tick(store, push_branch=True)
+    queue_with_patch(store, repo, "Note")
+    out = run_yoi("engine", "run", "--remote", "nowhere", cwd=repo)
+    assert out.returncode == 1, out.stderr
+    assert "yoi: error:" in out.stderr and "nowhere" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert [e.record["processed"] for e in events.all_events(store)] == [False]
+    assert [c.status for c in claims.list_claims(store)] == ["released"]
 
 
 def test_engine_run_kick_emits_the_planned_ticket(store: Store, repo: Path) -> None:

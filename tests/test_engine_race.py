@@ -4,6 +4,7 @@ past its lease while another engine takes over."""
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import signal
@@ -126,3 +127,31 @@ def test_holder_stopped_past_its_lease_writes_nothing_after_takeover(
     assert user_state(repo) == user
     assert store.read_ticket(slug).state.value == "blocked"
     assert all(e.record["processed"] for e in events.all_events(store))
+
+
+def test_capacity_one_never_runs_two_tickets_at_once(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo)
+    slow = [PY, "-c", "import time; time.sleep(1.2); open('notes.txt', 'w').write('x\\n')"]
+    store = make_store(
+        repo, config(capacity=1, runners={"default": {"type": "command", "command": slow}})
+    )
+    slugs = [queue(store, f"Serial {i}") for i in range(3)]
+    procs = [spawn_engine(repo, "watch", "--interval", "0.1", "--json") for _ in range(2)]
+    deadline = time.monotonic() + 120
+    while {store.read_ticket(s).state.value for s in slugs} != {"done"}:
+        assert time.monotonic() < deadline, "the tickets did not finish"
+        time.sleep(0.2)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+    spans = []
+    for s in slugs:
+        entries = store.read_thread(s)
+        start = next(e.at for e in entries if e.kind == "state" and e.get("to") == "inprogress")
+        end = next(e.at for e in entries if e.kind == "state" and e.get("to") == "done")
+        spans.append((start, end))
+    spans.sort()
+    assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), spans

@@ -14,16 +14,20 @@ accepted by an engine that stopped; it is resumed, never run a second time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yoi import clock, engine_view, events, faults, plan
 from yoi import engine_records as rec
 from yoi.claims import Claims, Clock, Lease
-from yoi.engine_accept import accept_or_close, load
+from yoi.engine_accept import AlreadyProcessed, accept_or_close, load
 from yoi.engine_result import DEFERRED, IDLE, PROCESSED, TickResult
 from yoi.engine_steps import RunContext, run_accepted
 from yoi.errors import FencedError, YoiError
 from yoi.model import EventType, State, Ticket
 from yoi.store import Store
+
+if TYPE_CHECKING:
+    from yoi.remote_claims import RemoteClaimer
 
 __all__ = ["DEFERRED", "IDLE", "PROCESSED", "TickResult", "tick"]
 
@@ -32,8 +36,16 @@ def _now() -> str:
     return clock.format_ts(clock.now())
 
 
-def tick(store: Store, *, owner: str | None = None, clock: Clock | None = None) -> TickResult:
-    """Process at most one event; see the module docstring."""
+def tick(
+    store: Store,
+    *,
+    owner: str | None = None,
+    clock: Clock | None = None,
+    remote: RemoteClaimer | None = None,
+) -> TickResult:
+    """Process at most one event; see the module docstring. With ``remote``, an event is
+    claimed on the shared git remote too (after the local claim) and every write is
+    fenced by both (docs/distributed.md)."""
     pending = [
         e
         for e in engine_view.pending_events(store)
@@ -45,7 +57,7 @@ def tick(store: Store, *, owner: str | None = None, clock: Clock | None = None) 
     view = _View(store)
     first_deferred: TickResult | None = None
     for ev in pending:
-        result = _consider(store, claims, ev, view)
+        result = _consider(store, claims, ev, view, remote)
         if result is None:
             continue
         if result.outcome == DEFERRED:
@@ -85,7 +97,13 @@ class _View:
         return plan.wait_reason(self.records, ticket, self.tickets, capacity) is not None
 
 
-def _consider(store: Store, claims: Claims, ev: events.EventFile, view: _View) -> TickResult | None:
+def _consider(
+    store: Store,
+    claims: Claims,
+    ev: events.EventFile,
+    view: _View,
+    remote: RemoteClaimer | None,
+) -> TickResult | None:
     eid, slug = str(ev.record["event_id"]), str(ev.record["ticket"])
     waiting = _precheck_wait(store, ev, view)
     if waiting is not None:
@@ -94,7 +112,15 @@ def _consider(store: Store, claims: Claims, ev: events.EventFile, view: _View) -
     if claim is None:
         return None  # another engine holds it
     faults.crashpoint("engine.claimed")
-    lease = Lease(claims, claim).start()
+    if remote is None:
+        lease: Lease | None = Lease(claims, claim)
+    else:
+        from yoi.remote_lease import lease_for
+
+        lease = lease_for(claims, claim, remote, slug=slug)
+    if lease is None:
+        return None  # held on the remote, or it already ran elsewhere
+    lease.start()
     try:
         return _process(store, lease, ev.path, eid, slug)
     except FencedError as exc:
@@ -147,7 +173,10 @@ def _process(store: Store, lease: Lease, path: Path, eid: str, slug: str) -> Tic
     run_dir = found.parent.parent / "runs" / ids.run_id
     if (run_dir / "workorder.yaml").exists():
         return run_accepted(RunContext(store, lease, slug, ids, fresh=False))
-    result = accept_or_close(store, lease, found, slug, ids)
+    try:
+        result = accept_or_close(store, lease, found, slug, ids)
+    except AlreadyProcessed:
+        return None
     if result is not None:
         return result
     faults.crashpoint("engine.accepted")

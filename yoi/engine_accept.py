@@ -14,10 +14,10 @@ from yoi import clock, engine_view, events, lifecycle, plan, snapshot
 from yoi import engine_entries as entries
 from yoi import engine_records as rec
 from yoi.engine_result import DEFERRED, PROCESSED, TickResult
-from yoi.errors import InvalidRecordError
+from yoi.errors import InvalidRecordError, YoiError
 from yoi.lease import Lease
 from yoi.lifecycle import Action
-from yoi.model import EventReason, PauseReason, State
+from yoi.model import EventReason, PauseReason, State, Ticket
 from yoi.store import TICKET_FILE, Store, TicketDoc, Transaction
 from yoi.tickets import append_entry, apply_change
 
@@ -33,44 +33,65 @@ def load(store: Store, slug: str, tdir: Path) -> TicketDoc | None:
     return store.load_ticket(slug, tdir)
 
 
+class AlreadyProcessed(Exception):
+    """The event was processed meanwhile: nothing to do."""
+
+
 def accept_or_close(
     store: Store, lease: Lease, path: Path, slug: str, ids: rec.RunIds
 ) -> TickResult | None:
     """One locked, fenced step: close the event (missing, non-executable, blocked),
     defer it (wait), or accept it (workorder + snapshot + queued -> inprogress).
-    Returns None when accepted."""
+    Returns None when accepted; raises ``AlreadyProcessed``."""
     with store.transaction(fence=lease.check) as tx:
-        now = _now()
         event = store.read_record(path, "event")
-        tdir = path.parent.parent
+        if event["processed"]:
+            raise AlreadyProcessed(ids.event_id)
+        result = _decide(tx, path, event, slug, ids, _now())
+    return result
+
+
+def _decide(
+    tx: Transaction, path: Path, event: dict[str, Any], slug: str, ids: rec.RunIds, now: str
+) -> TickResult | None:
+    store = tx.store
+    try:
+        doc = load(store, slug, path.parent.parent)
+    except InvalidRecordError as exc:
+        why = f"the ticket does not load: {exc.render()}; fix it (yoi doctor)"
+        return TickResult(DEFERRED, ids.event_id, slug, why)
+    if doc is None or doc.ticket.state is not State.QUEUED:
+        reason = EventReason.MISSING_TICKET if doc is None else EventReason.NON_EXECUTABLE_STATUS
+        _close(tx, path, event, reason, now)
+        return TickResult(PROCESSED, ids.event_id, slug, reason.value)
+    tickets = engine_view.tickets(store)
+    problems = [
+        rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
+        for p in plan.blocking_prerequisites(store, doc.ticket, tickets=tickets)
+    ]
+    if not problems and not doc.ticket.unresolved_blockers:
+        reason_to_wait = plan.start_wait_reason(store, doc.ticket, tickets=tickets)
+        if reason_to_wait is not None:
+            plan.record_waiting(tx, store, doc.ticket, reason_to_wait, now=now)
+            return TickResult(DEFERRED, ids.event_id, slug, reason_to_wait)
         try:
-            doc = load(store, slug, tdir)
-        except InvalidRecordError as exc:
-            return TickResult(
-                DEFERRED,
-                ids.event_id,
-                slug,
-                f"the ticket does not load: {exc.render()}; fix it (yoi doctor)",
-            )
-        if doc is None:
-            _close(tx, path, event, EventReason.MISSING_TICKET, now)
-            return TickResult(PROCESSED, ids.event_id, slug, EventReason.MISSING_TICKET.value)
-        if doc.ticket.state is not State.QUEUED:
-            _close(tx, path, event, EventReason.NON_EXECUTABLE_STATUS, now)
-            return TickResult(
-                PROCESSED, ids.event_id, slug, EventReason.NON_EXECUTABLE_STATUS.value
-            )
-        tickets = engine_view.tickets(store)
-        prerequisites = plan.blocking_prerequisites(store, doc.ticket, tickets=tickets)
-        if doc.ticket.unresolved_blockers or prerequisites:
-            _block(tx, doc, path, event, prerequisites, now)
-            return TickResult(PROCESSED, ids.event_id, slug, EventReason.BLOCKED.value)
-        reason = plan.start_wait_reason(store, doc.ticket, tickets=tickets)
-        if reason is not None:
-            plan.record_waiting(tx, store, doc.ticket, reason, now=now)
-            return TickResult(DEFERRED, ids.event_id, slug, reason)
-        _accept(tx, doc, ids, now)
-    return None
+            snap = _snapshot(store, doc.ticket, ids, now)
+        except YoiError as exc:
+            problems = [rec.base_ref_problem(doc.ticket, exc.render())]
+        else:
+            _accept(tx, doc, ids, snap, now)
+            return None
+    _block(tx, doc, path, event, problems, now)
+    return TickResult(PROCESSED, ids.event_id, slug, EventReason.BLOCKED.value)
+
+
+def _snapshot(store: Store, ticket: Ticket, ids: rec.RunIds, now: str) -> dict[str, Any]:
+    from yoi.git import Repo
+
+    related = [r for r in (ticket.last_run, ticket.branch) if r]
+    return snapshot.build(
+        store, Repo.open(store.root), ticket, snapshot_id=ids.snapshot_id, now=now, related=related
+    )
 
 
 def _close(
@@ -89,17 +110,18 @@ def _block(
     doc: TicketDoc,
     path: Path,
     event: dict[str, Any],
-    prerequisites: Sequence[str],
+    problems: Sequence[rec.Problem],
     now: str,
 ) -> None:
     ticket = doc.ticket
     blockers = ticket.unresolved_blockers
     named = [f"blocker {b.blocker_id} ({b.kind.value}): {b.description}" for b in blockers]
-    detail = "Unresolved at tick time: " + "; ".join([*named, *prerequisites]) + "."
+    named += [p.description for p in problems]
+    detail = "Unresolved at tick time: " + "; ".join(named) + "."
     pause = rec.pause_state(
         ticket.slug,
         PauseReason.BLOCKED,
-        rec.blocked_actions(ticket, blockers, prerequisites),
+        rec.blocked_actions(ticket, blockers, problems),
         now=now,
         detail=detail,
     )
@@ -110,7 +132,7 @@ def _block(
         create=True,
     )
     _close(tx, path, event, EventReason.BLOCKED, now)
-    short = (named + list(prerequisites))[0]
+    short = named[0]
     change = lifecycle.plan(
         ticket, Action.BLOCK, now=now, by=rec.ENGINE_AUTHOR, reason=f"unresolved: {short}"[:200]
     )
@@ -118,20 +140,15 @@ def _block(
     append_entry(tx, ticket.path, entries.pause_entry(pause), ticket.title)
 
 
-def _accept(tx: Transaction, doc: TicketDoc, ids: rec.RunIds, now: str) -> None:
+def _accept(
+    tx: Transaction, doc: TicketDoc, ids: rec.RunIds, snap: dict[str, Any], now: str
+) -> None:
     """Workorder + context snapshot (create-if-absent) and queued -> inprogress."""
-    from yoi.git import Repo
-
     store, ticket = tx.store, doc.ticket
     config = store.config()
     runner = ticket.runner or "default"
     runner_config = (config.get("runners") or {}).get(runner)
     branch = f"{config['engine']['branch_prefix']}{ticket.slug}"
-    repo = Repo.open(store.root)
-    related = [r for r in (ticket.last_run, ticket.branch) if r]
-    snap = snapshot.build(
-        store, repo, ticket, snapshot_id=ids.snapshot_id, now=now, related=related
-    )
     workorder = rec.workorder(
         ticket,
         ids,
@@ -145,15 +162,15 @@ def _accept(tx: Transaction, doc: TicketDoc, ids: rec.RunIds, now: str) -> None:
     tx.write_record(run_dir / "context_snapshot.yaml", "context_snapshot", snap, create=True)
     doc.front["branch"] = branch
     change = lifecycle.plan(ticket, Action.ACCEPT, now=now, by=rec.ENGINE_AUTHOR)
+    base = f"{snap['metadata']['base_ref']} = {snap['metadata']['commit_sha'][:12]}"
     apply_change(
         tx,
         doc,
         change,
         by=rec.ENGINE_AUTHOR,
         now=now,
-        note=f"Accepted by the engine: run {ids.run_id}, workorder "
-        f"{ids.work_order_id}, branch `{branch}`, base "
-        f"{snap['metadata']['base_ref']} = {snap['metadata']['commit_sha'][:12]}.",
+        note=f"Accepted by the engine: run {ids.run_id}, workorder {ids.work_order_id}, "
+        f"branch `{branch}`, base {base}.",
     )
     plan.record_accepted(
         tx,

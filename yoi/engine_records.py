@@ -74,25 +74,34 @@ def pause_state(
     return record
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something other than a blocker_ref that blocks a ticket, with the fix."""
+
+    description: str
+    action: str
+    command: str
+
+
+def base_ref_problem(ticket: Ticket, error: str) -> Problem:
+    return Problem(
+        f"the base ref does not resolve: {error}",
+        f"Fix the ticket's base ref ({error})",
+        f"yoi ticket edit {ticket.slug} --base-ref <ref>",
+    )
+
+
 def blocked_actions(
-    ticket: Ticket, blockers: Sequence[BlockerRef], prerequisites: Sequence[str]
+    ticket: Ticket, blockers: Sequence[BlockerRef], problems: Sequence[Problem]
 ) -> list[dict[str, Any]]:
-    """Up to two named blockers first, then the requeue that re-emits TICKET_READY."""
+    """Up to two named blockers or problems first, then the requeue that re-emits
+    TICKET_READY."""
     out: list[dict[str, Any]] = []
     for b in blockers[:2]:
-        out.append(
-            action(
-                len(out) + 1,
-                f"Resolve blocker {b.blocker_id} ({b.kind.value}): {b.description}",
-                f"yoi ticket resolve {ticket.slug} {b.blocker_id}",
-            )
-        )
-    for p in prerequisites[: 2 - len(out)]:
-        out.append(
-            action(
-                len(out) + 1, f"Get the prerequisite moving: {p}", f"yoi plan list {ticket.slug}"
-            )
-        )
+        text = f"Resolve blocker {b.blocker_id} ({b.kind.value}): {b.description}"
+        out.append(action(len(out) + 1, text, f"yoi ticket resolve {ticket.slug} {b.blocker_id}"))
+    for p in problems[: 2 - len(out)]:
+        out.append(action(len(out) + 1, p.action, p.command))
     out.append(
         action(
             len(out) + 1,

@@ -12,15 +12,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yoi import engine, janitor
 from yoi.claims import new_owner_id
 from yoi.engine import PROCESSED, TickResult
-from yoi.errors import UsageError
+from yoi.errors import UsageError, YoiError
 from yoi.output import Output
 from yoi.store import Store
+
+if TYPE_CHECKING:
+    from yoi.remote_claims import RemoteClaimer
 
 
 def _progress(line: str) -> None:
@@ -28,14 +32,43 @@ def _progress(line: str) -> None:
     sys.stderr.flush()
 
 
-def _check_remote(remote: str | None, push_branch: bool) -> None:
-    if remote is not None:
-        raise UsageError(
-            f"--remote {remote}: claiming on a shared git remote is not available yet",
-            hint="run the engine without --remote (local claims)",
-        )
-    if push_branch:
-        raise UsageError("--push-branch needs --remote NAME")
+@dataclass
+class _Engine:
+    """One engine instance: its owner id and, with ``--remote``, its remote claimer."""
+
+    store: Store
+    owner: str
+    claimer: RemoteClaimer | None = None
+    push_branch: bool = False
+
+    @classmethod
+    def start(cls, store: Store, remote: str | None, push_branch: bool) -> _Engine:
+        if push_branch and remote is None:
+            raise UsageError("--push-branch needs --remote NAME")
+        report = janitor.clean(store)
+        if not report.empty:
+            _progress(f"janitor: {report.summary()}")
+        owner = new_owner_id()
+        if remote is None:
+            return cls(store, owner)
+        from yoi.remote_claims import RemoteClaimer
+
+        claimer = RemoteClaimer.for_store(store, remote, owner=owner, push_branch=push_branch)
+        return cls(store, owner, claimer, push_branch)
+
+    def tick(self) -> TickResult:
+        result = engine.tick(self.store, owner=self.owner, remote=self.claimer)
+        if self.push_branch and self.claimer is not None and result.run_id and result.ticket:
+            from yoi.remote_lease import push_work_branch
+
+            pushed = push_work_branch(self.claimer, self.store, result.ticket, warn=_warn)
+            if pushed:
+                _progress(f"pushed the work branch of {result.ticket} ({pushed[:12]})")
+        return result
+
+
+def _warn(line: str) -> None:
+    _progress(f"warning: {line}")
 
 
 def tick_text(r: TickResult) -> str:
@@ -52,16 +85,8 @@ def _describe(r: TickResult) -> str:
     return tick_text(r)
 
 
-def _start(store: Store) -> None:
-    report = janitor.clean(store)
-    if not report.empty:
-        _progress(f"janitor: {report.summary()}")
-
-
 def tick(store: Store, *, remote: str | None = None, push_branch: bool = False) -> Output:
-    _check_remote(remote, push_branch)
-    _start(store)
-    result = engine.tick(store)
+    result = _Engine.start(store, remote, push_branch).tick()
     return Output(result.as_dict(), tick_text(result))
 
 
@@ -94,13 +119,11 @@ def run(
     push_branch: bool = False,
 ) -> Output:
     """Tick until nothing is processed (idle, or every pending event deferred)."""
-    _check_remote(remote, push_branch)
-    _start(store)
-    owner = new_owner_id()
+    eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
     while max_ticks is None or len(ticks) < max_ticks:
-        result = engine.tick(store, owner=owner)
+        result = eng.tick()
         if result.outcome != PROCESSED and kick and not kicked and _kick(store):
             kicked = True
             continue
@@ -148,22 +171,20 @@ def watch(
     push_branch: bool = False,
     max_polls: int | None = None,
 ) -> Output:
-    """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests)."""
-    _check_remote(remote, push_branch)
+    """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests). An expected
+    error in one poll (an unreachable remote, a busy lock) is a warning; the next poll
+    tries again."""
     stop = _Stop()
     ticks: list[TickResult] = []
     polls = 0
     with _signals(stop):
-        _start(store)
-        owner = new_owner_id()
-        _progress(f"watching (every {interval:g}s) as {owner}; Ctrl-C to stop")
+        eng = _Engine.start(store, remote, push_branch)
+        _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         while not stop.event.is_set():
-            result = engine.tick(store, owner=owner)
-            if result.outcome == PROCESSED:
+            result = _poll(eng, kick)
+            if result is not None and result.outcome == PROCESSED:
                 ticks.append(result)
                 _progress(_describe(result))
-                continue
-            if kick and _kick(store):
                 continue
             polls += 1
             if max_polls is not None and polls >= max_polls:
@@ -171,3 +192,16 @@ def watch(
             stop.event.wait(interval)
     _progress(f"stopped; {len(ticks)} event(s) processed")
     return _ticks_output(ticks)
+
+
+def _poll(eng: _Engine, kick: bool) -> TickResult | None:
+    """One tick and, when it processed nothing, the kick rules (and one more tick if they
+    changed anything). None after an expected error, which is printed as a warning."""
+    try:
+        result = eng.tick()
+        if result.outcome != PROCESSED and kick and _kick(eng.store):
+            result = eng.tick()
+        return result
+    except YoiError as exc:
+        _warn(exc.render() + (f" (hint: {exc.hint})" if exc.hint else ""))
+        return None
