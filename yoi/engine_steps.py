@@ -91,6 +91,9 @@ def _bundle(ctx: RunContext, workorder: dict[str, Any]) -> Produced:
     if ctx.fresh:
         produced = _execute(ctx, workorder, snapshot)
     else:
+        from yoi import janitor
+
+        janitor.clean_worktrees(ctx.store, run_id=ctx.ids.run_id)  # the stopped run's
         notes = (
             f"the engine stopped during the run; resumed by {ctx.lease.claims.owner}. "
             "The runner's result (if any) was not recorded and the run is not repeated."

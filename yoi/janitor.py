@@ -77,26 +77,34 @@ def clean(store: Store, *, now: float | None = None) -> Report:
     return report
 
 
-def clean_worktrees(store: Store) -> list[str]:
+def clean_worktrees(store: Store, *, run_id: str | None = None) -> list[str]:
+    """Remove stale private worktrees; with ``run_id``, every worktree of that run
+    (the caller owns the run and knows nothing uses them any more)."""
     from yoi.errors import YoiError
     from yoi.git import Repo
 
     base = store.runtime_dir / WORKTREES_DIR
     if not base.is_dir():
         return []
-    removed: list[str] = []
+
+    def stale(name: str) -> bool:
+        if run_id is not None:
+            return run_id in name
+        return not run_owned(store, name)
+
     try:
         repo = Repo.open(store.root)
         registered = {w.path.resolve(): w.name for w in repo.list_private_worktrees("")}
     except YoiError:
         return []
+    removed: list[str] = []
     for path, name in list(registered.items()):
-        if path.is_relative_to(base.resolve()) and not run_owned(store, f"{name} {path.name}"):
+        if path.is_relative_to(base.resolve()) and stale(f"{name} {path.name}"):
             with contextlib.suppress(YoiError):
                 repo.remove_private_worktree(name)
                 removed.append(name)
     for entry in sorted(base.iterdir()):
-        if entry.resolve() in registered or run_owned(store, entry.name):
+        if entry.resolve() in registered or not stale(entry.name):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

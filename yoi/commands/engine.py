@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,15 @@ def _progress(line: str) -> None:
     sys.stderr.flush()
 
 
+JANITOR_EVERY_S = 60.0  # `watch` sweeps stale worktrees and temp files this often
+
+
+def _sweep(store: Store) -> None:
+    report = janitor.clean(store)
+    if not report.empty:
+        _progress(f"janitor: {report.summary()}")
+
+
 @dataclass
 class _Engine:
     """One engine instance: its owner id and, with ``--remote``, its remote claimer."""
@@ -45,9 +55,7 @@ class _Engine:
     def start(cls, store: Store, remote: str | None, push_branch: bool) -> _Engine:
         if push_branch and remote is None:
             raise UsageError("--push-branch needs --remote NAME")
-        report = janitor.clean(store)
-        if not report.empty:
-            _progress(f"janitor: {report.summary()}")
+        _sweep(store)
         owner = new_owner_id()
         if remote is None:
             return cls(store, owner)
@@ -180,6 +188,7 @@ def watch(
     with _signals(stop):
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
+        swept = time.monotonic()
         while not stop.event.is_set():
             result = _poll(eng, kick)
             if result is not None and result.outcome == PROCESSED:
@@ -189,6 +198,9 @@ def watch(
             polls += 1
             if max_polls is not None and polls >= max_polls:
                 break
+            if time.monotonic() - swept > JANITOR_EVERY_S:
+                _sweep(store)
+                swept = time.monotonic()
             stop.event.wait(interval)
     _progress(f"stopped; {len(ticks)} event(s) processed")
     return _ticks_output(ticks)
