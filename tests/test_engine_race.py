@@ -155,3 +155,27 @@ def test_capacity_one_never_runs_two_tickets_at_once(
         spans.append((start, end))
     spans.sort()
     assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), spans
+
+
+def test_heartbeat_keeps_a_run_longer_than_its_lease(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(repo)
+    slow = [PY, "-c", "import time; time.sleep(5); open('notes.txt', 'w').write('x\\n')"]
+    store = make_store(
+        repo, config(lease=3, runners={"default": {"type": "command", "command": slow}})
+    )
+    slug = queue(store, "Longer than the lease")
+    holder = spawn_engine(repo, "run", "--json")
+    _wait_for(lambda: bool(list(store.yoi_dir.rglob("workorder.yaml"))))
+    time.sleep(3.5)  # past the first lease: only heartbeats keep the claim
+    other = spawn_engine(repo, "run", "--json")
+    out, err = other.communicate(timeout=120)
+    assert other.returncode == 0, err.decode()
+    assert [t["outcome"] for t in json.loads(out)["ticks"]] == ["idle"]
+    out, err = holder.communicate(timeout=120)
+    assert holder.returncode == 0, err.decode()
+    assert [t["outcome"] for t in json.loads(out)["ticks"]] == ["processed", "idle"]
+    assert store.read_ticket(slug).state.value == "done"
+    claim = next((store.runtime_dir / "claims").iterdir())
+    assert json.loads(claim.read_text())["claim_version"] >= 3  # acquired + heartbeats
