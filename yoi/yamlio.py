@@ -281,6 +281,11 @@ def _load(text: str, path: str, max_bytes: int, max_depth: int, round_trip: bool
         return yaml.load(text)
     except (_Rejected, YAMLError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise _invalid(path, _describe(exc, text)) from None
+    except (AssertionError, IndexError, AttributeError) as exc:
+        # ruamel's internals assert on some malformed input (e.g. `%YAML 1.0`): for
+        # untrusted text that is invalid input, never a crash of yoi.
+        detail = str(exc) or type(exc).__name__
+        raise _invalid(path, f"the YAML parser rejected the file ({detail[:200]})") from None
 
 
 def load_rt(text: str, *, path: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:

@@ -74,11 +74,7 @@ TOKENS = [
 ]
 CRASHES = targets.CORPUS / "crashes"
 # Crashes found and not fixed yet: replayed as strict xfails (remove once fixed).
-OPEN_CRASHES = {
-    "yaml-1.0-directive.md": "yoi/yamlio.py _load: ruamel asserts on %YAML 1.0/1.3 and the "
-    "AssertionError escapes (a traceback; `ticket list` fails for the whole store)",
-    "yaml-1.3-directive.yaml": "yoi/yamlio.py _load: the same through load_plain",
-}
+OPEN_CRASHES: dict[str, str] = {}
 
 
 def _apply(seed: bytes, edits: list[tuple[int, int, bytes]], other: bytes) -> bytes:
