@@ -19,6 +19,7 @@ plain dicts, lists, tuples, strings and ints, read only after the checksum match
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import marshal
 import os
@@ -27,6 +28,8 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,20 @@ _FINGERPRINT_FILES = (
 )
 
 Key = tuple[int, int, int, int]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection while tens of thousands of small containers are loaded and
+    made (each full collection would re-scan all of them); the code run inside creates
+    no reference cycles."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def enabled() -> bool:

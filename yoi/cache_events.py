@@ -168,6 +168,11 @@ def _trusted(key: tuple[Any, ...], stored: Any, read_at: int) -> bool:
 
 def pending(store: Store) -> list[tuple[Path, dict[str, Any]]]:
     """Every pending event: (path, record), in no particular order."""
+    with cache.gc_paused():
+        return _pending(store)
+
+
+def _pending(store: Store) -> list[tuple[Path, dict[str, Any]]]:
     read_at = cache.now_ns()
     index = Index(store)
     out: list[tuple[Path, dict[str, Any]]] = []

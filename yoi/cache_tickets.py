@@ -13,10 +13,7 @@ bucket (``tickets-<store>-open.bin``, ``...-done.bin``).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,22 +144,8 @@ def list_tickets(store: Store) -> tuple[list[Ticket], list[Problem]]:
     """Every valid ticket (open first, by slug), and one problem per ticket that does
     not load: exactly what reading every ticket.md gives, from the cache when the
     files did not change."""
-    with _gc_paused():
+    with cache.gc_paused():
         return _list(store)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No garbage collection while tens of thousands of small containers are made and
-    kept (a full collection would re-scan all of them several times); nothing here
-    creates reference cycles."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _list(store: Store) -> tuple[list[Ticket], list[Problem]]:
