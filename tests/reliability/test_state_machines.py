@@ -220,6 +220,13 @@ class LifecycleMachine(RuleBasedStateMachine):
         m.state = "blocked" if m.broken else "done"
         return "EXECUTED"
 
+    @precondition(lambda self: any(m.pending for m in self.model.values()))
+    @rule()
+    def drain(self) -> None:
+        """Tick until every pending event is processed (each tick checked like ``tick``)."""
+        while any(m.pending for m in self.model.values()):
+            self.tick()
+
     @precondition(lambda self: not any(m.pending for m in self.model.values()))
     @rule()
     def idle_tick(self) -> None:
