@@ -6,14 +6,15 @@ refused transaction writes nothing), then written to
 then each file is replaced atomically, directory moves are done, and the journal is
 removed. The journal is the commit point:
 
-- a failure before it is durable changes nothing and says so ("nothing was changed");
+- a failure before it is written changes nothing and says so ("nothing was changed");
 - a failure after it is retried once at once (every operation is idempotent); if the
   retry fails too, the error says the change is saved and the next lock holder rolls it
   forward, so the caller must not repeat it;
 - a crash after it is rolled forward by the next lock holder (``roll_forward``), in the
   order the journals were written. Rolling forward twice is harmless.
 
-A transaction of a single write needs no journal: the atomic replace is its commit.
+A transaction of a single write needs no journal: the atomic replace is its commit (a
+failure after it says "the change is written but not synced").
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from yoi.fsio import StoreIOError
 
 NOTHING_CHANGED = "nothing was changed"
 SAVED = "the change is saved and will be completed by the next yoi command"
+WRITTEN = "the change is written but not synced to disk"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,12 @@ def commit(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> None:
 
 
 def _write_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> Path:
+    """Write the journal; once its rename is done the change is committed.
+
+    A failed fsync of the journal's directory after the rename does not undo the commit
+    (the journal is visible and any lock holder would complete it): the store files are
+    synced when they are applied, which is what makes the change durable.
+    """
     path = journal_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
     body = {"version": 1, "store": str(store_dir), "ops": [_encode(op) for op in ops]}
     try:
@@ -173,18 +181,8 @@ def _write_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> Pat
         fsio.atomic_write(path, json.dumps(body).encode("utf-8"), sync_dir=False)
     except OSError as exc:
         raise _failed(f"cannot write the journal: {_reason(exc)}; {NOTHING_CHANGED}", path) from exc
-    try:
+    with contextlib.suppress(OSError):
         fsio.fsync_dir(journal_dir)
-    except OSError as exc:
-        try:
-            _remove_journal(path)
-        except OSError:
-            raise _failed(
-                f"cannot sync the journal: {_reason(exc)}; the change may or may "
-                "not be applied by the next yoi command",
-                path,
-            ) from exc
-        raise _failed(f"cannot sync the journal: {_reason(exc)}; {NOTHING_CHANGED}", path) from exc
     return path
 
 
@@ -197,14 +195,42 @@ def _apply_retrying(store_dir: Path, ops: Sequence[Op], journal: Path | None) ->
     try:
         apply_ops(store_dir, ops)
     except OSError as exc:
-        if journal is None:
-            raise fsio.io_error("write the file", store_dir / _target(ops[0]), exc) from exc
-        raise StoreIOError(
+        raise _unapplied(store_dir, ops, journal, exc) from exc
+
+
+def _unapplied(
+    store_dir: Path, ops: Sequence[Op], journal: Path | None, exc: OSError
+) -> StoreIOError:
+    """The error for a change that could not be applied, saying what state it left."""
+    hint = "fix the disk problem (space, permissions); do not repeat the command"
+    if journal is not None:
+        return StoreIOError(
             f"cannot apply the change: {_reason(exc)}; {SAVED}",
             where=str(journal),
-            hint="fix the disk problem (space, permissions); do not repeat the command",
+            hint=hint,
             code=exc.errno,
-        ) from exc
+        )
+    target = store_dir / _target(ops[0])
+    if _in_place(store_dir, ops[0]):  # only a directory sync failed after the rename
+        return StoreIOError(
+            f"{WRITTEN}: {_reason(exc)}", where=str(target), hint=hint, code=exc.errno
+        )
+    return StoreIOError(
+        f"cannot write the file: {_reason(exc)}; {NOTHING_CHANGED}",
+        where=str(target),
+        hint="check free space and permissions, then retry",
+        code=exc.errno,
+    )
+
+
+def _in_place(store_dir: Path, op: Op) -> bool:
+    path = store_dir / _target(op)
+    try:
+        if isinstance(op, Write):
+            return path.exists() if op.create else path.read_bytes() == op.data
+        return not path.exists()
+    except OSError:
+        return False
 
 
 def _target(op: Op) -> str:
