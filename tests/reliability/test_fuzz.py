@@ -39,6 +39,8 @@ TOKENS = [
     b"!!python/object ",
     b"!x ",
     b"%YAML 1.1\n",
+    b"%YAML 1.0\n",
+    b"%YAML 1.3\n",
     b"%TAG ! x\n",
     b"[",
     b"]",
