@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import git, init_repo
 
+pytest_plugins = ["tests.reliability.plugin"]
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _ENV = {

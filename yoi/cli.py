@@ -47,6 +47,10 @@ def emit(out: Output, as_json: bool) -> int:
         click.echo(f"yoi: warning: {warning}", err=True)
     if as_json:
         click.echo(out.json())
+    elif out.raw is not None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(out.raw)
+        sys.stdout.buffer.flush()
     elif out.text:
         click.echo(out.text)
     return int(out.code)

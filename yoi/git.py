@@ -344,8 +344,10 @@ class Repo:
                     self.remove_private_worktree(name)
                 raise
             finally:
-                if self._repo.branches.local.get(temp_branch) is not None:
-                    self._repo.branches.local.delete(temp_branch)
+                # Delete the ref itself: `branches.local.delete` scans every worktree's
+                # HEAD and fails spuriously while another engine is creating one.
+                if self._repo.references.get(f"refs/heads/{temp_branch}") is not None:
+                    self._repo.references.delete(f"refs/heads/{temp_branch}")
         return PrivateWorktree(self, name, path, base_commit)
 
     def remove_private_worktree(self, name: str) -> bool:

@@ -24,6 +24,7 @@ class Output:
     text: str = ""
     code: ExitCode = ExitCode.OK
     warnings: Sequence[str] = field(default_factory=tuple)
+    raw: bytes | None = None  # human mode prints these exact bytes instead of `text`
 
     def json(self) -> str:
         return json.dumps(

@@ -90,10 +90,8 @@ def show(store: Store, run_id: str, *, patch: bool = False) -> Output:
     patch_bytes = engine_records.bundle_patch(bundle) if bundle is not None else b""
     if patch:
         run["patch"] = patch_bytes.decode("utf-8", errors="replace")
-        text = run["patch"].removesuffix("\n")
-    else:
-        text = _human(store, run, pause)
-    return Output({"run": run}, text)
+        return Output({"run": run}, run["patch"], raw=patch_bytes)
+    return Output({"run": run}, _human(store, run, pause))
 
 
 def _human(store: Store, run: dict[str, Any], pause: dict[str, Any] | None) -> str:
