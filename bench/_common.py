@@ -79,6 +79,17 @@ def median_of(
     return statistics.median(samples)
 
 
+def guarded(what: str, measure: Callable[[], float]) -> float:
+    """``measure()``, or NaN (shown as "failed") when a command fails; the reason goes to
+    stderr, the other measurements go on."""
+    try:
+        return measure()
+    except RuntimeError as exc:
+        tail = str(exc).strip().splitlines()[-3:]
+        print(f"{what} failed:\n  " + "\n  ".join(tail), file=sys.stderr, flush=True)
+        return float("nan")
+
+
 @dataclass(frozen=True)
 class Row:
     """One measurement: what, at which size, the median, and its baseline."""
@@ -96,14 +107,15 @@ class Row:
         return self.seconds / self.baseline_seconds if self.baseline_seconds else float("nan")
 
     def cells(self) -> list[str]:
+        failed = self.seconds != self.seconds or self.baseline_seconds != self.baseline_seconds
         return [
             self.bench,
             self.case,
             f"{self.tickets:,}",
-            f"{self.seconds * 1000:,.1f}",
+            "failed" if self.seconds != self.seconds else f"{self.seconds * 1000:,.1f}",
             self.baseline,
             f"{self.baseline_seconds * 1000:,.1f}",
-            f"{self.ratio:.2f}x",
+            "-" if failed else f"{self.ratio:.2f}x",
             self.target,
         ]
 

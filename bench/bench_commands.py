@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import PY, Row, median_of, parser, report, run, yoi
+from bench._common import PY, Row, guarded, median_of, parser, report, run, yoi
 from bench.bench_list import drop_cache
 
 FLOOR = str(Path(__file__).with_name("floors.py"))
@@ -45,8 +45,13 @@ def measure(repo: Path, n: int, repeat: int, clones: list[gen_store.Clone]) -> l
     resolve = median_of(lambda: run(yoi("ticket", "show", suffix), repo), repeat)
     files = median_of(lambda: run([PY, FLOOR, "all-files", str(repo / ".yoi")], repo), repeat)
     slow = 1 if n >= 5_000 else repeat  # a cold doctor reads and parses every file
-    doctor_cold = median_of(lambda: run(yoi("doctor"), repo), slow, before=lambda: drop_cache(repo))
-    doctor_warm = median_of(lambda: run(yoi("doctor"), repo), repeat)
+    doctor_cold = guarded(
+        "doctor (cold)",
+        lambda: median_of(lambda: run(yoi("doctor"), repo), slow, before=lambda: drop_cache(repo)),
+    )
+    doctor_warm = guarded(
+        "doctor (warm)", lambda: median_of(lambda: run(yoi("doctor"), repo), repeat)
+    )
     return [
         Row("ticket show", "full slug", n, show, "import click", click),
         Row("ticket show", f"word-suffix {suffix}", n, resolve, "import click", click),

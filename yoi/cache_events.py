@@ -54,7 +54,7 @@ def _read_entry(store: Store, path: str) -> Entry | None:
         return None
     try:
         st = os.fstat(fd)
-        data = os.read(fd, MAX_EVENT_BYTES + 1) if st.st_size <= MAX_EVENT_BYTES else b""
+        data = os.read(fd, st.st_size + 1) if st.st_size <= MAX_EVENT_BYTES else b""
     except OSError:
         return None
     finally:

@@ -67,7 +67,7 @@ def _read(file: Path, limit: int) -> tuple[cache.Key, str]:
         st = os.fstat(fd)
         if st.st_size > limit:
             raise ValueError("too large")
-        data = os.read(fd, limit + 1)
+        data = os.read(fd, st.st_size + 1)  # a buffer the size of the file: no mmap
         if len(data) != st.st_size:
             raise ValueError("short read")  # changing under us: take the slow path
     finally:
