@@ -125,8 +125,11 @@ class Claims:
         with self.store.locked():
             record = self.read(resource_type, resource_id)
             now = self.clock()
-            if record is not None and status_of(record, now) == "held":
+            held = record is not None and status_of(record, now) == "held"
+            if held and record is not None and record["owner_id"] != self.owner:
                 return None
+            # Free, expired, released, or ours already (an acquire whose write raised
+            # after the rename): take it with the next version, fencing older handles.
             version = 1 if record is None else int(record["claim_version"]) + 1
             claim = Claim(resource_type, resource_id, self.owner, version, now + self.lease_seconds)
             self._write(claim, now, acquired=None)

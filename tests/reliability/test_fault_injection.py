@@ -354,11 +354,6 @@ def engine_outcome(store: Store, *, stopped: bool) -> list[str]:
     return problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="yoi/claims.py Claims.acquire: an error after the record's rename leaves a claim "
-    "held by this live process, which then cannot re-acquire it until its lease expires",
-)
 def test_a_claim_written_but_not_synced_stays_with_its_owner(tmp_path: Path) -> None:
     """The claim record's rename succeeded but the directory sync failed: acquire raised,
     yet the record names this owner. The same engine (``yoi engine watch`` keeps its
