@@ -32,7 +32,11 @@ def reference() -> str:
         if isinstance(cmd, click.Group) and len(path) > 1:
             continue
         ctx = click.Context(
-            cmd, info_name=" ".join(path), terminal_width=100, max_content_width=100
+            cmd,
+            info_name=" ".join(path),
+            terminal_width=100,
+            max_content_width=100,
+            help_option_names=["-h", "--help"],  # as cli's context_settings say
         )
         help_text = cmd.get_help(ctx)
         help_text = re.sub(r"^Usage: ", "", help_text)
