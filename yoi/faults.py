@@ -10,6 +10,8 @@
   fsync, rename, link, mkdir, or ``any``) in this process raises ``OSError(EIO)``; with a
   trailing ``+`` every operation from the n-th on fails (a persistent fault, such as a
   full disk).
+- ``YOI_TEST_IO_COUNT=<file>``: at exit, write how many operations of the faulted kind
+  this process counted (a harness learns whether the n-th operation was reached).
 
 The environment is read once per process; ``configure`` sets the same knobs in-process
 (tests). Each hook costs one truth test when nothing is configured.
@@ -17,6 +19,7 @@ The environment is read once per process; ``configure`` sets the same knobs in-p
 
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 from dataclasses import dataclass, field
@@ -64,6 +67,15 @@ _cfg = _build(
     os.environ.get("YOI_TEST_CRASH_TRACE", ""),
     os.environ.get("YOI_TEST_FAULT", ""),
 )
+
+
+def _write_count(path: str) -> None:
+    with open(path, "w", encoding="ascii") as f:
+        f.write(f"{_cfg.io_count}\n")
+
+
+if os.environ.get("YOI_TEST_IO_COUNT"):
+    atexit.register(_write_count, os.environ["YOI_TEST_IO_COUNT"])
 
 
 def configure(*, crash_at: str = "", trace: str = "", fault: str = "") -> None:

@@ -292,11 +292,20 @@ def test_persistent_io_fault_on_a_cli_write(
     assert failures == {}
 
 
+def engine_with_fault(repo: Path, work: Path, n: int) -> Trial:
+    """``yoi engine run`` in its own process with the n-th I/O failing: the process ends
+    as a real one does (its claims are then a dead process's, taken over at once)."""
+    count = work / f"count-{n}"
+    proc = s.yoi(
+        repo, *ENGINE.argv, env={"YOI_TEST_FAULT": f"any:{n}", "YOI_TEST_IO_COUNT": str(count)}
+    )
+    io_ops = int(count.read_text()) if count.exists() else n
+    return Trial(proc.returncode, proc.stdout, proc.stderr, io_ops)
+
+
 def test_io_faults_in_an_engine_run(
     template: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     profile: Profile,
 ) -> None:
     """The engine's writes (claims, acceptance, bundle, run record, the done-bucket move):
@@ -308,9 +317,8 @@ def test_io_faults_in_an_engine_run(
     trials = injected = absorbed = 0
     for n in range(1, MAX_N, stride):
         repo = s.clone(template, tmp_path / f"n{n}")
-        monkeypatch.chdir(repo)
         store = Store.discover(repo)
-        trial = run_cli(ENGINE.argv, capsys, fault=f"any:{n}")
+        trial = engine_with_fault(repo, tmp_path, n)
         trials += 1
         if trial.io_ops < n:
             break
@@ -320,9 +328,7 @@ def test_io_faults_in_an_engine_run(
         else:
             injected += 1
             problems += [p for p in [unclean(trial)] if p]
-            # The user runs the engine again: a new process, as in real life (a claim
-            # the failed run wrote names this test process, which is still alive).
-            retry = s.yoi(repo, *ENGINE.argv)
+            retry = s.yoi_here(repo, *ENGINE.argv)  # the user runs the engine again
             if retry.returncode != 0:
                 problems.append(f"the retry failed: {retry.stderr[-400:]}")
         problems += s.invariants(store) + engine_outcome(store, stopped=trial.code != 0)

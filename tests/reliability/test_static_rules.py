@@ -29,7 +29,7 @@ WRITERS_ALLOWED = {
     "git.py": "an empty attributes file in yoi's private object dir",
     "demo_project.py": "the scratch repository of `yoi demo`",
     "commands/demo.py": "the scratch repository of `yoi demo`",
-    "faults.py": "the crash-point trace of the test harness",
+    "faults.py": "the crash-point trace and I/O count of the test harness",
 }
 RAW_GIT_ALLOWED = {
     "proc.py": "defines GIT_SAFE_ARGS",
