@@ -63,6 +63,13 @@ def append_entry(tx: Transaction, tdir: Path, entry: Entry, title: str = "") -> 
     tx.write_text(path, current + render_entry(entry))
 
 
+def record_entry(tx: Transaction, doc: TicketDoc, entry: Entry) -> None:
+    """Write ``doc`` (``updated_at`` = the entry's time) and append ``entry`` to its thread."""
+    doc.front["updated_at"] = entry.at
+    write_ticket(tx, doc.ticket.path, doc.front, doc.body)
+    append_entry(tx, doc.ticket.path, entry, doc.ticket.title)
+
+
 def state_entry(change: lifecycle.Change, by: str, now: str, body: str = "") -> Entry:
     attrs: list[tuple[str, str]] = [
         ("from", change.from_state.value),
@@ -157,10 +164,7 @@ def comment(
         slug = store.resolve(name)
         doc = store.load_ticket(slug)
         now = clock.format_ts(clock.now())
-        doc.front["updated_at"] = now
-        write_ticket(tx, doc.ticket.path, doc.front, doc.body)
-        entry = Entry(kind=kind.value, author=who, at=now, attrs=(), body=text + "\n")
-        append_entry(tx, doc.ticket.path, entry, doc.ticket.title)
+        record_entry(tx, doc, Entry(kind=kind.value, author=who, at=now, body=text + "\n"))
     return store.read_ticket(slug)
 
 
@@ -238,16 +242,8 @@ def add_blocker(
                 "created_at": now,
             }
         )
-        doc.front["updated_at"] = now
-        write_ticket(tx, doc.ticket.path, doc.front, doc.body)
-        entry = Entry(
-            kind="comment",
-            author=who,
-            at=now,
-            attrs=(("blocker", bid),),
-            body=f"Blocker {bid} ({kind.value}): {text}\n",
-        )
-        append_entry(tx, doc.ticket.path, entry, doc.ticket.title)
+        body = f"Blocker {bid} ({kind.value}): {text}\n"
+        record_entry(tx, doc, Entry("comment", who, now, (("blocker", bid),), body))
     return store.read_ticket(slug), bid
 
 
@@ -265,16 +261,8 @@ def resolve_blocker(store: Store, name: str, blocker_id: str, *, by: str | None 
         now = clock.format_ts(clock.now())
         match[0]["resolved"] = True
         match[0]["resolved_at"] = now
-        doc.front["updated_at"] = now
-        write_ticket(tx, doc.ticket.path, doc.front, doc.body)
-        entry = Entry(
-            kind="comment",
-            author=who,
-            at=now,
-            attrs=(("blocker", blocker_id),),
-            body=f"Blocker {blocker_id} resolved.\n",
-        )
-        append_entry(tx, doc.ticket.path, entry, doc.ticket.title)
+        body = f"Blocker {blocker_id} resolved.\n"
+        record_entry(tx, doc, Entry("comment", who, now, (("blocker", blocker_id),), body))
     return store.read_ticket(slug)
 
 
