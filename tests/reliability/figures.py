@@ -32,13 +32,16 @@ def record(
     seconds: float = 0.0,
     **notes: int | float | str,
 ) -> Figure:
-    """Add to the figures of ``harness`` (one line in the summary)."""
+    """Add to the figures of ``harness`` (one line in the summary); numeric notes add up."""
     fig = _FIGURES.setdefault(harness, Figure(harness))
     fig.trials += trials
     fig.operations += operations
     fig.failures += failures
     fig.seconds += seconds
-    fig.notes.update(notes)
+    for key, value in notes.items():  # numbers add up over calls, text is replaced
+        old = fig.notes.get(key)
+        both_numbers = isinstance(old, int | float) and isinstance(value, int | float)
+        fig.notes[key] = old + value if both_numbers else value  # type: ignore[operator]
     if _FILE:
         with open(_FILE, "a", encoding="utf-8") as f:
             line = {"at": time.time(), **asdict(fig)}

@@ -325,7 +325,7 @@ def run_engine_matrix(
         trials=len(chosen),
         failures=len(failures),
         seconds=time.monotonic() - started,
-        points=len(points),
+        points_traced=len(points),
     )
     return failures
 

@@ -63,9 +63,6 @@ class MTicket:
         return not all(self.blockers.values())
 
 
-TICKS: Counter[str] = Counter()  # tick outcomes over every example (figures)
-
-
 class LifecycleMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -74,6 +71,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.store = s.make_store(self.repo)
         self.model: dict[str, MTicket] = {}
         self.refusals = 0
+        self.ticks: Counter[str] = Counter()  # tick outcomes (figures)
 
     def teardown(self) -> None:
         problems = s.invariants(self.store, quiescent=False)
@@ -82,7 +80,7 @@ class LifecycleMachine(RuleBasedStateMachine):
             "state machine (lifecycle)",
             trials=1,
             operations=self.refusals,
-            **{f"ticks_{k}": v for k, v in TICKS.items()},
+            **{f"ticks_{k}": v for k, v in self.ticks.items()},
         )
         assert problems == []
 
@@ -208,7 +206,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert m.pending > 0
         m.pending -= 1
         expected = self._tick_outcome(m)
-        TICKS[expected] += 1
+        self.ticks[expected] += 1
         assert result.reason == expected, (result, m)
 
     def _tick_outcome(self, m: MTicket) -> str:
