@@ -378,3 +378,27 @@ def test_a_claim_written_but_not_synced_stays_with_its_owner(tmp_path: Path) -> 
         book.acquire("EVENT", "ev-20260101000000-0000000000")
     faults.reset()
     assert book.acquire("EVENT", "ev-20260101000000-0000000000") is not None
+
+
+def test_the_fault_knobs_count_as_documented(tmp_path: Path) -> None:
+    def outcomes(spec: str, op: str = "rename", times: int = 4) -> list[bool]:
+        faults.configure(fault=spec)
+        out = []
+        for _ in range(times):
+            try:
+                faults.io(op)
+                out.append(True)
+            except OSError:
+                out.append(False)
+        return out
+
+    assert outcomes("rename:2") == [True, False, True, True]
+    assert outcomes("rename:2+") == [True, False, False, False]
+    assert outcomes("any:3", op="fsync") == [True, True, False, True]
+    assert outcomes("write:1", op="rename") == [True] * 4  # another kind is not counted
+    assert outcomes("bogus:1") == [True] * 4
+    trace = tmp_path / "trace"
+    faults.configure(trace=str(trace))
+    for name in ("a", "b", "a"):
+        faults.crashpoint(name)
+    assert trace.read_text().split() == ["a#1", "b#1", "a#2"]
