@@ -86,7 +86,7 @@ def behind_back(tdir: Path, slug: str, queued_at: str) -> Path:
 
 def test_pending_through_yois_own_writes(store: Store) -> None:
     a, b = queued(store, "First"), queued(store, "Second")
-    assert sorted(r["ticket"] for _p, r in check(store)) == sorted([a, b])
+    assert sorted(str(r["ticket"]) for _p, r in check(store)) == sorted([a, b])
     close(store, next(Path(p) for p, r in check(store) if r["ticket"] == a))
     assert [r["ticket"] for _p, r in check(store)] == [b]
     done = to_done(store, a)
