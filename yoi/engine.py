@@ -57,7 +57,13 @@ def tick(
     view = _View(store)
     first_deferred: TickResult | None = None
     for ev in pending:
-        result = _consider(store, claims, ev, view, remote)
+        try:
+            result = _consider(store, claims, ev, view, remote)
+        except YoiError as exc:
+            # One unprocessable event (e.g. a store path the store refuses to write) stays
+            # pending with the reason shown; it must not stop the engine for the others.
+            eid, slug = str(ev.record["event_id"]), str(ev.record["ticket"])
+            result = TickResult(DEFERRED, eid, slug, f"cannot process: {exc.render()}")
         if result is None:
             continue
         if result.outcome == DEFERRED:

@@ -327,11 +327,6 @@ def test_symlinked_runs_dir_gets_nothing_from_the_engine(
     assert store.read_ticket(victim).state.value == "queued"  # refused, not half accepted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="yoi/engine.py: a YoiError other than FencedError (here the store refusing a "
-    "symlinked runs/ dir) escapes engine.tick, so every `engine run` stops at that event",
-)
 def test_a_refused_ticket_does_not_stop_the_engine_for_the_others(
     store: Store, repo: Path, outside: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
