@@ -67,12 +67,30 @@ def run_owned(store: Store, name: str) -> bool:
     return claims.status_of(record) != "dead-owner"
 
 
-def clean(store: Store, *, now: float | None = None) -> Report:
-    """Do every clean-up; never raises for a file that vanished meanwhile."""
+def _temp_sweep_due(store: Store, at: float, every_s: float | None) -> bool:
+    """The temp-file sweep walks the whole store: at most once per ``every_s``."""
+    if every_s is None:
+        return True
+    stamp = store.runtime("cache") / "janitor-temp.stamp"
+    try:
+        if at - stamp.stat().st_mtime < every_s:
+            return False
+    except FileNotFoundError:
+        pass
+    stamp.touch()
+    os.utime(stamp, (at, at))
+    return True
+
+
+def clean(store: Store, *, now: float | None = None, temp_every_s: float | None = None) -> Report:
+    """Do every clean-up; never raises for a file that vanished meanwhile. With
+    ``temp_every_s`` the store-wide temp-file sweep runs only when that long has passed
+    since the last one (engine commands pass it, so an idle tick stays cheap)."""
     at = time.time() if now is None else now
     report = Report()
     report.worktrees = clean_worktrees(store)
-    report.temp_files = clean_temp_files(store, now=at)
+    if _temp_sweep_due(store, at, temp_every_s):
+        report.temp_files = clean_temp_files(store, now=at)
     report.ref_locks = clean_ref_locks(store, now=at)
     return report
 
@@ -80,12 +98,11 @@ def clean(store: Store, *, now: float | None = None) -> Report:
 def clean_worktrees(store: Store, *, run_id: str | None = None) -> list[str]:
     """Remove stale private worktrees; with ``run_id``, every worktree of that run
     (the caller owns the run and knows nothing uses them any more)."""
+    base = store.runtime_dir / WORKTREES_DIR
+    if not base.is_dir() or not any(base.iterdir()):
+        return []  # nothing to do: do not even load pygit2
     from yoi.errors import YoiError
     from yoi.git import Repo
-
-    base = store.runtime_dir / WORKTREES_DIR
-    if not base.is_dir():
-        return []
 
     def stale(name: str) -> bool:
         if run_id is not None:

@@ -36,8 +36,11 @@ def _progress(line: str) -> None:
 JANITOR_EVERY_S = 60.0  # `watch` sweeps stale worktrees and temp files this often
 
 
+TEMP_SWEEP_EVERY_S = 600.0  # the store-wide temp-file walk, at most this often
+
+
 def _sweep(store: Store) -> None:
-    report = janitor.clean(store)
+    report = janitor.clean(store, temp_every_s=TEMP_SWEEP_EVERY_S)
     if not report.empty:
         _progress(f"janitor: {report.summary()}")
 
