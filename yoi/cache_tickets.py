@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import cache, fastschema, fastyaml, frontmatter, fsio
-from yoi.errors import InvalidRecordError, Problem
+from yoi import cache, fastschema, fastyaml, frontmatter
+from yoi.errors import InvalidRecordError, Problem, YoiError
 from yoi.model import BlockerKind, BlockerRef, State, Ticket
 from yoi.slug import is_valid_slug
 
@@ -213,7 +213,7 @@ def _load(store: Store, state: _Bucket, name: str, tdir: Path, read_at: int) -> 
     try:
         ticket = store.load_ticket(name, tdir).ticket
         result: Ticket | Problem = ticket
-    except (InvalidRecordError, fsio.SizeLimitError, OSError) as exc:
+    except (YoiError, OSError) as exc:  # invalid, too large, a symlink, unreadable
         result = _problem(store, tdir, exc)
     if before is not None and before == _key_of(tdir):
         if isinstance(result, Ticket):
