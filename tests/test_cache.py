@@ -192,6 +192,23 @@ def test_invalid_ticket_result_is_cached_and_refreshed(
     assert listed(store)[1] == [] and len(listed(store)[0]) == 4
 
 
+def test_a_symlinked_ticket_file_is_listed_as_invalid(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settle(monkeypatch)
+    slug = populate(store)[0]
+    path = store.ticket_dir(slug) / TICKET_FILE
+    target = store.root / "elsewhere.md"
+    target.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(target)
+    for _ in range(2):  # cold, then from the cache
+        found, invalid = listed(store)
+        assert slug not in [t.slug for t in found] and len(found) == 3
+        assert [p.path for p in invalid] == [store.rel(path)]
+        assert "symlink" in invalid[0].message
+
+
 @pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty", "foreign"])
 def test_damaged_cache_file_is_ignored_and_rebuilt(
     store: Store, damage: str, monkeypatch: pytest.MonkeyPatch
