@@ -22,7 +22,7 @@ from yoi.claims import Claims, Clock, Lease
 from yoi.engine_accept import AlreadyProcessed, accept_or_close, load
 from yoi.engine_result import DEFERRED, IDLE, PROCESSED, TickResult
 from yoi.engine_steps import RunContext, run_accepted
-from yoi.errors import FencedError, GitError, YoiError
+from yoi.errors import FencedError, UsageError, YoiError
 from yoi.model import EventType, State, Ticket
 from yoi.store import Store
 
@@ -59,11 +59,11 @@ def tick(
     for ev in pending:
         try:
             result = _consider(store, claims, ev, view, remote)
-        except GitError:
-            raise  # the repository or the remote is unusable: every event would fail
-        except YoiError as exc:
-            # One unprocessable event (e.g. a store path the store refuses to write) stays
-            # pending with the reason shown; it must not stop the engine for the others.
+        except UsageError as exc:
+            # One event whose files the store refuses (a symlink planted by a PR, an invalid
+            # record) stays pending with the reason shown; it must not stop the engine for
+            # the others. I/O, git and remote errors still stop the run: they are not about
+            # this event, and the next run retries and converges.
             eid, slug = str(ev.record["event_id"]), str(ev.record["ticket"])
             result = TickResult(DEFERRED, eid, slug, f"cannot process: {exc.render()}")
         if result is None:
