@@ -12,6 +12,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,15 +32,27 @@ GIT_ENV = {
 }
 
 
+# Byte code is cached (as after `pip install`), in a directory of its own so the
+# checkout is not touched, whatever PYTHONDONTWRITEBYTECODE says in the caller's shell.
+PYCACHE = Path(tempfile.gettempdir()) / "yoi-bench-pycache"
+_DROPPED = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+
+
 def env(**extra: str) -> dict[str, str]:
     """The environment of every spawned command: this checkout first on the path, a
-    fixed git identity, and no stray YOI_/GIT_ settings from the caller."""
+    fixed git identity, byte-code caching on, no stray YOI_/GIT_ settings."""
     base = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("YOI_", "GIT_")) and k != "PYTHONPATH"
+        if not k.startswith(("YOI_", "GIT_")) and k not in _DROPPED
     }
-    return {**base, **GIT_ENV, "PYTHONPATH": str(ROOT), **extra}
+    return {
+        **base,
+        **GIT_ENV,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        **extra,
+    }
 
 
 def run(
