@@ -92,6 +92,21 @@ def median_of(
     return statistics.median(samples)
 
 
+def interleaved(
+    cases: Sequence[tuple[Callable[[], object], Callable[[], object] | None]], repeat: int
+) -> list[float]:
+    """Median wall times of several ``(fn, before)`` cases run in turn, one of each per
+    round, ``repeat`` rounds: a baseline and what it is compared with see the same
+    moments of a noisy machine (a burst of load slows both, not one of them)."""
+    samples: list[list[float]] = [[] for _ in cases]
+    for _ in range(repeat):
+        for i, (fn, before) in enumerate(cases):
+            if before is not None:
+                before()
+            samples[i].append(timed(fn))
+    return [statistics.median(s) for s in samples]
+
+
 def guarded(what: str, measure: Callable[[], float]) -> float:
     """``measure()``, or NaN (shown as "failed") when a command fails; the reason goes to
     stderr, the other measurements go on."""

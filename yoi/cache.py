@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import marshal
 import os
 import struct
 import sys
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from yoi import __version__
+from yoi.fsio import temp_file
 
 CACHE_DIR = "cache"
 MAGIC = b"yoi-cache 1\n"
@@ -47,7 +46,9 @@ _FINGERPRINT_FILES = (
     "cache_tickets.py",
     "cache_events.py",
     "fastyaml.py",
+    "fastticket.py",
     "fastschema.py",
+    "output.py",
     "frontmatter.py",
     "model.py",
     "store.py",
@@ -113,13 +114,20 @@ def fingerprint() -> str:
                 parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
             except OSError:
                 parts.append(f"{name}:-")
-        _fingerprint = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+        _fingerprint = digest("\n".join(parts))
     return _fingerprint
+
+
+def digest(text: str) -> str:
+    """A 64-bit checksum of ``text`` in hex (zlib: no hashlib import on the hot path);
+    it tells caches apart, it protects nothing."""
+    data = text.encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def store_id(yoi_dir: Path) -> str:
     """Caches of different stores sharing one common dir (worktrees) stay apart."""
-    return hashlib.sha256(str(yoi_dir).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return digest(str(yoi_dir))[:12]
 
 
 def cache_path(runtime_dir: Path, yoi_dir: Path, name: str) -> Path:
@@ -160,7 +168,7 @@ def save(path: Path, data: Any) -> None:
     blob = MAGIC + _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = temp_file(path.parent, f".{path.name}.")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)

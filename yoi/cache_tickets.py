@@ -1,23 +1,34 @@
-"""Reading tickets fast: a fast parse of one ticket.md, and ``list_tickets`` over a
-stat-keyed cache of parsed, validated front matter (``cache.py`` explains the keys).
+"""Reading tickets fast: one ticket.md through the fast parsers, and every ticket of the
+store through stat-keyed caches of parsed, validated front matter (``cache.py``
+explains the keys).
 
-A warm ``list_tickets`` costs one directory scan per bucket and one ``stat`` per ticket:
-no YAML, no schema. A miss reads the file once (``fstat`` before ``read``, so the key
-can only be older than the content), parses it with ``fastyaml``, checks it with
-``fastschema``, and falls back to the full ``Store.load_ticket`` (ruamel.yaml and
-jsonschema) for anything those do not vouch for, which also gives invalid tickets
-their exact error. Results, including the problem of an invalid ticket, are cached per
-bucket (``tickets-<store>-open.bin``, ``...-done.bin``).
+Two caches, one per use, each one file per bucket:
+
+- ``tickets-<bucket>``: everything a ``Ticket`` holds, for ``Store.list_tickets``
+  (the engine, plans, doctor);
+- ``rows-<bucket>``: what ``yoi ticket list`` shows and filters on, with the ticket's
+  JSON text already written (``output.ticket_json``), so a warm listing builds no
+  ``Ticket`` and encodes no JSON.
+
+Either costs one directory scan per bucket and one ``stat`` per ticket when warm: no
+YAML, no schema, no file read. A miss reads the file once (``fstat`` before ``read``, so
+the key can only be older than the content), parses it with ``fastticket`` (or
+``fastyaml`` plus ``fastschema`` for other layouts), and falls back to the full
+``Store.load_ticket`` (ruamel.yaml and jsonschema) for anything those do not vouch for,
+which also gives invalid tickets their exact error. Results, including the problem of
+an invalid ticket, are cached.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import cache, fastschema, fastyaml, frontmatter
+from yoi import cache, fastticket, frontmatter
 from yoi.errors import InvalidRecordError, Problem, YoiError
 from yoi.model import BlockerKind, BlockerRef, State, Ticket
 from yoi.slug import is_valid_slug
@@ -26,14 +37,18 @@ if TYPE_CHECKING:
     from yoi.store import Store
 
 TICKET_FILE = "ticket.md"
+BUCKETS = ("open", "done")
 _FIELDS = [f.name for f in dataclasses.fields(Ticket)]
 _STATE_AT = _FIELDS.index("state")
 _BLOCKED_AT = _FIELDS.index("blocked_on")
 _PATH_AT = _FIELDS.index("path")
 _STATES = {s.value: s for s in State}
 
-# An entry: (mtime_ns, size, ino, ctime_ns, fields | None, problem | None)
-Entry = tuple[int, int, int, int, tuple[Any, ...] | None, tuple[str, str, str] | None]
+# An entry: (mtime_ns, size, ino, ctime_ns, value | None, problem | None)
+Entry = tuple[int, int, int, int, Any, tuple[str, str, str] | None]
+# A row of `ticket list`: (slug, state, created_at, title, labels, JSON text)
+Row = tuple[str, str, str, str, tuple[str, ...], str]
+ROW_PAD = "    "  # rows' JSON sits in {"tickets": [...]}: two levels deep
 
 
 def encode(t: Ticket) -> tuple[Any, ...]:
@@ -60,7 +75,58 @@ def decode(values: tuple[Any, ...], path: Path) -> Ticket:
     return Ticket(*args)
 
 
-def _read(file: Path, limit: int) -> tuple[cache.Key, str]:
+def row(t: Ticket, shown: str, complete: bool) -> Row:
+    """What ``ticket list`` needs of a ticket (see ``commands/ticket_list.py``). The
+    JSON text is written for complete rows only: a listing asks for those of done
+    tickets (not shown by default) only when it shows them."""
+    from yoi.output import ticket_json
+
+    text = ticket_json(t, shown, ROW_PAD) if complete else ""
+    return (t.slug, t.state.value, t.created_at, t.title, t.labels, text)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One cache: its name, and its value made from a validated front matter (the fast
+    path) or from a ``Ticket`` (the slow path)."""
+
+    name: str
+    from_front: Callable[[_Miss, Front, str], Any]
+    from_ticket: Callable[[_Miss, Ticket], Any]
+
+
+# A validated front matter: fastticket's (values converted on demand) or a mapping.
+Front = fastticket.Front | Mapping[str, Any]
+
+
+def _values(front: Front) -> Mapping[str, Any]:
+    return front.values() if isinstance(front, fastticket.Front) else front
+
+
+def _row_front(miss: _Miss, front: Front, body: str) -> Row:
+    if isinstance(front, fastticket.Front):
+        state, title, created, labels = front.state, front.title, front.created_at, front.labels
+    else:
+        state, title, created = front["state"], front["title"], front["created_at"]
+        labels = front.get("labels") or []
+    if miss.completes(state):
+        return _row_ticket(miss, Ticket.from_front(miss.name, miss.tdir, _values(front), body))
+    return (miss.name, state, created, title, tuple(labels), "")
+
+
+def _row_ticket(miss: _Miss, t: Ticket) -> Row:
+    return row(t, miss.shown, miss.completes(t.state.value))
+
+
+def _encode_front(miss: _Miss, front: Front, body: str) -> tuple[Any, ...]:
+    return encode(Ticket.from_front(miss.name, miss.tdir, _values(front), body))
+
+
+TICKETS = Kind("tickets", _encode_front, lambda _miss, t: encode(t))
+ROWS = Kind("rows", _row_front, _row_ticket)
+
+
+def _read(file: str | Path, limit: int) -> tuple[cache.Key, str]:
     """The file's stat key (taken before the read) and its text."""
     fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW)
     try:
@@ -75,35 +141,40 @@ def _read(file: Path, limit: int) -> tuple[cache.Key, str]:
     return cache.stat_key(st), data.decode("utf-8")
 
 
-def fast_ticket(slug: str, tdir: Path, text: str) -> Ticket | None:
-    """The ticket from ``text`` when the fast parser and checker vouch for it."""
+def fast_front(slug: str, text: str) -> tuple[Front, str] | None:
+    """The validated front matter and the body of ``text`` when the fast parsers and
+    checkers vouch for them (None: take the slow path)."""
     parts = frontmatter.split(text)
-    if parts is None:
+    if parts is None or not is_valid_slug(slug):
         return None
-    front = fastyaml.load(parts[0]) if parts[0] else None
-    if front is None or fastschema.is_valid("ticket", front) is not True:
-        return None
-    if not is_valid_slug(slug):
-        return None
-    return Ticket.from_front(slug, tdir, front, parts[1])
+    front: Front | None = fastticket.match(parts[0])
+    if front is None:
+        from yoi import fastschema, fastyaml
+
+        front = fastyaml.load(parts[0]) if parts[0] else None
+        if front is None or fastschema.is_valid("ticket", front) is not True:
+            return None
+    return front, parts[1]
 
 
-def _fast(slug: str, tdir: Path) -> tuple[Ticket | None, cache.Key | None]:
-    """The ticket through the fast path (None: take the slow one), and the file's key
-    taken before the read."""
+def _fast(slug: str, file: str) -> tuple[tuple[Front, str] | None, cache.Key | None]:
+    """The front matter and body through the fast path (None: take the slow one), and
+    the file's key taken before the read."""
     from yoi.store import MAX_TICKET_BYTES
 
     try:
-        key, text = _read(tdir / TICKET_FILE, MAX_TICKET_BYTES)
-        return fast_ticket(slug, tdir, text), key
+        key, text = _read(file, MAX_TICKET_BYTES)
+        return fast_front(slug, text), key
     except (OSError, ValueError):
         return None, None
 
 
 def read_ticket(store: Store, slug: str, tdir: Path) -> Ticket:
     """One ticket, fast when possible; raises like ``Store.load_ticket`` otherwise."""
-    ticket, _key = _fast(slug, tdir)
-    return ticket if ticket is not None else store.load_ticket(slug, tdir).ticket
+    got, _key = _fast(slug, f"{tdir}/{TICKET_FILE}")
+    if got is not None:
+        return Ticket.from_front(slug, tdir, _values(got[0]), got[1])
+    return store.load_ticket(slug, tdir).ticket
 
 
 def _problem(store: Store, tdir: Path, exc: Exception) -> Problem:
@@ -117,19 +188,17 @@ def _problem(store: Store, tdir: Path, exc: Exception) -> Problem:
 class _Bucket:
     """One bucket's cache file: entries by slug, and whether it must be rewritten."""
 
-    def __init__(self, store: Store, bucket: str):
-        self.path = cache.cache_path(store.runtime_dir, store.yoi_dir, f"tickets-{bucket}")
+    def __init__(self, store: Store, name: str, names: list[str]):
+        self.path = cache.cache_path(store.runtime_dir, store.yoi_dir, name)
         loaded = cache.load(self.path)
         self.entries: dict[str, Entry] = loaded if isinstance(loaded, dict) else {}
-        self.seen: set[str] = set()
-        self.dirty = False
+        self.dirty = len(self.entries) != len(names)
+        if self.dirty:
+            present = set(names)
+            for slug in [s for s in self.entries if s not in present]:
+                del self.entries[slug]
 
     def save(self) -> None:
-        stale = self.entries.keys() - self.seen
-        if stale:
-            for slug in stale:
-                del self.entries[slug]
-            self.dirty = True
         if self.dirty:
             cache.save(self.path, self.entries)
 
@@ -144,34 +213,79 @@ def list_tickets(store: Store) -> tuple[list[Ticket], list[Problem]]:
     """Every valid ticket (open first, by slug), and one problem per ticket that does
     not load: exactly what reading every ticket.md gives, from the cache when the
     files did not change."""
-    with cache.gc_paused():
-        return _list(store)
-
-
-def _list(store: Store) -> tuple[list[Ticket], list[Problem]]:
     tickets: list[Ticket] = []
     invalid: list[Problem] = []
-    read_at = cache.now_ns()
-    for bucket in ("open", "done"):
-        base = store.tickets_dir / bucket
-        names = _ticket_dirs(base)
-        if names is None:
-            continue
-        state = _Bucket(store, bucket)
-        prefix = f"{base}/"
-        for name in names:
-            tdir = child(base, name)
-            state.seen.add(name)
-            entry = state.entries.get(name)
-            ticket = _cached(entry, prefix + name, tdir) if entry is not None else None
-            if ticket is None:
-                ticket = _load(store, state, name, tdir, read_at)
-            if isinstance(ticket, Ticket):
-                tickets.append(ticket)
-            else:
-                invalid.append(ticket)
-        state.save()
+    for base, slug, value, problem in scan(store, TICKETS, None):
+        if value is not None:
+            tickets.append(decode(value, child(base, slug)))
+        elif problem is not None:
+            invalid.append(Problem(*problem))
     return tickets, invalid
+
+
+def list_rows(store: Store, states: set[str]) -> tuple[list[Row], list[Problem]]:
+    """``list_tickets`` as ``ticket list`` rows (see ``row``); rows in ``states`` are
+    complete (with their JSON text)."""
+    rows: list[Row] = []
+    invalid: list[Problem] = []
+    for _base, _slug, value, problem in scan(store, ROWS, states):
+        if value is not None:
+            rows.append(value)
+        elif problem is not None:
+            invalid.append(Problem(*problem))
+    return rows, invalid
+
+
+PARALLEL_MIN = 2000  # misses worth a second process (``forked.split_map``)
+
+
+def scan(
+    store: Store, kind: Kind, complete: set[str] | None
+) -> list[tuple[Path, str, Any, tuple[str, str, str] | None]]:
+    """``(bucket dir, slug, make(...) | None, problem | None)`` for every ticket
+    directory, open bucket first, by slug; from the ``kind`` cache where the ticket.md
+    did not change. With ``complete``, a cached row of a state in it without its JSON
+    text is made again. Many misses (a cold cache) are read by two processes."""
+    from yoi.forked import split_map
+
+    with cache.gc_paused():
+        read_at = cache.now_ns()
+        found: list[tuple[_Bucket, Path, list[str], list[Entry | None]]] = []
+        misses: list[_Miss] = []
+        for bucket in BUCKETS:
+            base = store.tickets_dir / bucket
+            names = _ticket_dirs(base)
+            if names is None:
+                continue
+            state = _Bucket(store, f"{kind.name}-{bucket}", names)
+            entries, prefix, shown = state.entries, f"{base}/", f"{store.rel(base)}/"
+            got: list[Entry | None] = []
+            for name in names:
+                entry = entries.get(name)
+                if (
+                    entry is None
+                    or not _unchanged(entry, prefix + name)
+                    or (complete and entry[4] and not entry[4][5] and entry[4][1] in complete)
+                ):
+                    misses.append(_Miss(store, name, base, kind, shown + name, complete))
+                    got.append(None)
+                else:
+                    got.append(entry)
+            found.append((state, base, names, got))
+        loaded = split_map(lambda m: m.load(read_at), misses, min_items=PARALLEL_MIN)
+        fresh = iter(loaded)
+        out: list[tuple[Path, str, Any, tuple[str, str, str] | None]] = []
+        for state, base, names, got in found:
+            for name, known in zip(names, got, strict=True):
+                if known is None:
+                    entry, stable = next(fresh)
+                    if stable:
+                        state.entries[name] = entry
+                        state.dirty = True
+                    known = entry
+                out.append((base, name, known[4], known[5]))
+            state.save()
+        return out
 
 
 def _ticket_dirs(base: Path) -> list[str] | None:
@@ -186,41 +300,65 @@ def _ticket_dirs(base: Path) -> list[str] | None:
     return names
 
 
-def _cached(entry: Entry, tdir_text: str, tdir: Path) -> Ticket | Problem | None:
+def _unchanged(entry: Entry, tdir_text: str) -> bool:
     try:
         st = os.stat(tdir_text + "/" + TICKET_FILE, follow_symlinks=False)
     except OSError:
-        return None
-    if (
-        entry[0] != st.st_mtime_ns
-        or entry[1] != st.st_size
-        or entry[2] != st.st_ino
-        or entry[3] != st.st_ctime_ns
+        return False
+    return (
+        entry[0] == st.st_mtime_ns
+        and entry[1] == st.st_size
+        and entry[2] == st.st_ino
+        and entry[3] == st.st_ctime_ns
+    )
+
+
+class _Miss:
+    """One ticket to read (not cached, changed, or cached incomplete)."""
+
+    __slots__ = ("base", "complete", "kind", "name", "shown", "store")
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        base: Path,
+        kind: Kind,
+        shown: str,
+        complete: set[str] | None,
     ):
-        return None
-    if entry[4] is not None:
-        return decode(entry[4], tdir)
-    return Problem(*entry[5]) if entry[5] is not None else None
+        self.store: Store = store
+        self.name: str = name
+        self.base: Path = base
+        self.kind: Kind = kind
+        self.shown: str = shown
+        self.complete: set[str] | None = complete
 
+    @property
+    def tdir(self) -> Path:
+        return child(self.base, self.name)
 
-def _load(store: Store, state: _Bucket, name: str, tdir: Path, read_at: int) -> Ticket | Problem:
-    """Read one ticket (a cache miss); remember the result when its key is stable."""
-    ticket, key = _fast(name, tdir)
-    if ticket is not None and key is not None:
-        _remember(state, name, key, encode(ticket), None, read_at)
-        return ticket
-    before = _key_of(tdir)  # the slow path: exact errors, or a slow success
-    try:
-        ticket = store.load_ticket(name, tdir).ticket
-        result: Ticket | Problem = ticket
-    except (YoiError, OSError) as exc:  # invalid, too large, a symlink, unreadable
-        result = _problem(store, tdir, exc)
-    if before is not None and before == _key_of(tdir):
-        if isinstance(result, Ticket):
-            _remember(state, name, before, encode(result), None, read_at)
-        else:
-            _remember(state, name, before, None, result, read_at)
-    return result
+    def completes(self, state: str) -> bool:
+        return self.complete is None or state in self.complete
+
+    def load(self, read_at: int) -> tuple[Entry, bool]:
+        """The entry read now, and whether its key is stable enough to remember."""
+        got, key = _fast(self.name, f"{self.base}/{self.name}/{TICKET_FILE}")
+        if got is not None and key is not None:
+            value = self.kind.from_front(self, got[0], got[1])
+            return (*key, value, None), not cache.is_racy(key, read_at)
+        tdir = self.tdir
+        before = _key_of(tdir)  # the slow path: exact errors, or a slow success
+        value = None
+        shown: tuple[str, str, str] | None = None
+        try:
+            value = self.kind.from_ticket(self, self.store.load_ticket(self.name, tdir).ticket)
+        except (YoiError, OSError) as exc:  # invalid, too large, a symlink, unreadable
+            problem = _problem(self.store, tdir, exc)
+            shown = (problem.path, problem.pointer, problem.message)
+        if before is not None and before == _key_of(tdir):
+            return (*before, value, shown), not cache.is_racy(before, read_at)
+        return (0, -1, 0, 0, value, shown), False
 
 
 def _key_of(tdir: Path) -> cache.Key | None:
@@ -228,18 +366,3 @@ def _key_of(tdir: Path) -> cache.Key | None:
         return cache.stat_key(os.stat(tdir / TICKET_FILE, follow_symlinks=False))
     except OSError:
         return None
-
-
-def _remember(
-    state: _Bucket,
-    name: str,
-    key: cache.Key,
-    fields: tuple[Any, ...] | None,
-    problem: Problem | None,
-    read_at: int,
-) -> None:
-    if cache.is_racy(key, read_at):
-        return
-    shown = None if problem is None else (problem.path, problem.pointer, problem.message)
-    state.entries[name] = (*key, fields, shown)
-    state.dirty = True

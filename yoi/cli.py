@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,7 +45,8 @@ def emit(out: Output, as_json: bool) -> int:
     for warning in out.warnings:
         click.echo(f"yoi: warning: {warning}", err=True)
     if as_json:
-        click.echo(out.json())
+        sys.stdout.write(out.json() + "\n")  # not click.echo: no ANSI scan of megabytes
+        sys.stdout.flush()
     elif out.raw is not None:
         sys.stdout.flush()
         sys.stdout.buffer.write(out.raw)
@@ -174,7 +174,7 @@ def ticket_list(
     states: tuple[str, ...], label: str | None, limit: int | None, as_json: bool
 ) -> int:
     """List tickets; invalid ticket files are listed separately."""
-    from yoi.commands import ticket as cmd
+    from yoi.commands import ticket_list as cmd
 
     return emit(cmd.list_(_store(), states=states, label=label, limit=limit), as_json)
 
@@ -671,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception:
+        import traceback
+
         traceback.print_exc()
         click.echo(
             "yoi: internal error (a bug in yoi; please report it with the traceback above)",

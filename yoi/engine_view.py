@@ -11,13 +11,19 @@ long-running one. Callers get fresh event dicts; tickets are frozen.
 from __future__ import annotations
 
 from yoi import events
-from yoi.model import Ticket
+from yoi.model import EventType, Ticket
 from yoi.store import Store
 
 
 def tickets(store: Store) -> list[Ticket]:
     """Every ticket that loads (invalid ones are skipped; `yoi doctor` reports them)."""
     return store.list_tickets()[0]
+
+
+def has_work(store: Store) -> bool:
+    """True when a TICKET_READY event is pending (what a tick would look at)."""
+    ready = EventType.TICKET_READY.value
+    return any(e.record.get("type") == ready for e in pending_events(store))
 
 
 def pending_events(store: Store) -> list[events.EventFile]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 from yoi import faults
@@ -24,9 +23,22 @@ from yoi.errors import UsageError, YoiError
 TMP_SUFFIX = ".tmp"
 
 
+def temp_file(directory: Path | str, prefix: str, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
+    """A new file ``<prefix><random><suffix>`` in ``directory``, created exclusively
+    (mode 0600): ``tempfile.mkstemp`` without importing tempfile (and random)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
 def _tmp_in(directory: Path, name: str) -> tuple[int, str]:
     faults.io("write")
-    return tempfile.mkstemp(prefix=f".{name}.", suffix=TMP_SUFFIX, dir=directory)
+    return temp_file(directory, f".{name}.")
 
 
 class StoreIOError(YoiError, OSError):

@@ -4,7 +4,7 @@ validated dictionaries. No I/O here."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Self
@@ -104,27 +104,22 @@ class BlockerRef:
     def from_dict(cls, d: Mapping[str, Any]) -> BlockerRef:
         return cls(
             blocker_id=str(d["blocker_id"]),
-            kind=BlockerKind.parse(str(d["kind"])),
+            kind=_KINDS.get(d["kind"]) or BlockerKind.parse(str(d["kind"])),
             description=str(d["description"]),
             resolved=bool(d["resolved"]),
         )
 
 
-def _opt_str(d: Mapping[str, Any], key: str) -> str | None:
-    value = d.get(key)
-    return None if value is None else str(value)
-
-
-def _strs(d: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    return tuple(str(v) for v in (d.get(key) or ()))
+_STATES: dict[str, State] = {s.value: s for s in State}
+_KINDS: dict[str, BlockerKind] = {k.value: k for k in BlockerKind}
 
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A validated ticket. ``front`` keeps the full front matter (plain data)."""
+    """A validated ticket (``path`` is its directory)."""
 
     slug: str
-    path: Path  # the ticket directory
+    path: Path
     title: str
     state: State
     created_at: str
@@ -147,37 +142,42 @@ class Ticket:
     branch: str | None = None
     last_run: str | None = None
     body: str = ""
-    front: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_front(cls, slug: str, path: Path, front: Mapping[str, Any], body: str) -> Ticket:
-        budget = front.get("budget_ms")
+        """The ticket of a front matter that passed ``ticket.schema.json`` (so every
+        value already has its type; 10,000 tickets are built per listing from cold)."""
+        get = front.get
+        blockers = get("blocked_on")
+        try:
+            state = _STATES[front["state"]]
+        except KeyError:
+            state = State.parse(str(front["state"]), what="state")
         return cls(
-            slug=slug,
-            path=path,
-            title=str(front["title"]),
-            state=State.parse(str(front["state"]), what="state"),
-            created_at=str(front["created_at"]),
-            updated_at=str(front["updated_at"]),
-            acceptance_criteria=_strs(front, "acceptance_criteria"),
-            importance=int(front.get("importance", 2)),
-            urgency=int(front.get("urgency", 2)),
-            labels=_strs(front, "labels"),
-            assignee=_opt_str(front, "assignee"),
-            base_ref=_opt_str(front, "base_ref"),
-            runner=_opt_str(front, "runner"),
-            budget_ms=None if budget is None else int(budget),
-            context_paths=_strs(front, "context_paths"),
-            patch_file=_opt_str(front, "patch_file"),
-            blocked_on=tuple(BlockerRef.from_dict(b) for b in front.get("blocked_on") or ()),
-            blocked_reason=_opt_str(front, "blocked_reason"),
-            planning_reason=_opt_str(front, "planning_reason"),
-            queued_by=_opt_str(front, "queued_by"),
-            queued_at=_opt_str(front, "queued_at"),
-            branch=_opt_str(front, "branch"),
-            last_run=_opt_str(front, "last_run"),
-            body=body,
-            front=front,
+            slug,
+            path,
+            front["title"],
+            state,
+            front["created_at"],
+            front["updated_at"],
+            tuple(get("acceptance_criteria") or ()),
+            get("importance", 2),
+            get("urgency", 2),
+            tuple(get("labels") or ()),
+            get("assignee"),
+            get("base_ref"),
+            get("runner"),
+            get("budget_ms"),
+            tuple(get("context_paths") or ()),
+            get("patch_file"),
+            tuple(BlockerRef.from_dict(b) for b in blockers) if blockers else (),
+            get("blocked_reason"),
+            get("planning_reason"),
+            get("queued_by"),
+            get("queued_at"),
+            get("branch"),
+            get("last_run"),
+            body,
         )
 
     @property

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import fastschema, fastyaml, fsio
+from yoi import fsio
 from yoi.errors import InvalidRecordError, LockTimeoutError, NotFoundError, Problem
 from yoi.model import Ticket
 from yoi.paths import Layout, discover
@@ -177,6 +177,8 @@ class Store:
         Records as yoi writes them take the fast path (``fastyaml`` + ``fastschema``);
         anything else, and every invalid record, goes through ruamel.yaml and jsonschema,
         which give the exact problems."""
+        from yoi import fastschema, fastyaml
+
         text = self.read_text(path)
         data = fastyaml.load(text)
         if data is not None and fastschema.is_valid(kind, data) is True:
@@ -358,6 +360,8 @@ def _done_slug(op: journal.Op) -> str | None:
 
 def check(kind: str, data: Any, rel: str) -> None:
     """``schema.check``, skipped when ``fastschema`` vouches for the data."""
+    from yoi import fastschema
+
     if fastschema.is_valid(kind, data) is not True:
         from yoi import schema
 

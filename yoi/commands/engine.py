@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from yoi import engine, janitor
-from yoi.claims import new_owner_id
-from yoi.engine import PROCESSED, TickResult
+from yoi import engine_view
+from yoi.engine_result import IDLE, PROCESSED, TickResult
 from yoi.errors import UsageError, YoiError
 from yoi.output import Output
 from yoi.store import Store
@@ -40,6 +39,8 @@ TEMP_SWEEP_EVERY_S = 600.0  # the store-wide temp-file walk, at most this often
 
 
 def _sweep(store: Store) -> None:
+    from yoi import janitor
+
     report = janitor.clean(store, temp_every_s=TEMP_SWEEP_EVERY_S)
     if not report.empty:
         _progress(f"janitor: {report.summary()}")
@@ -58,6 +59,8 @@ class _Engine:
     def start(cls, store: Store, remote: str | None, push_branch: bool) -> _Engine:
         if push_branch and remote is None:
             raise UsageError("--push-branch needs --remote NAME")
+        from yoi.claims import new_owner_id
+
         _sweep(store)
         owner = new_owner_id()
         if remote is None:
@@ -68,6 +71,8 @@ class _Engine:
         return cls(store, owner, claimer, push_branch)
 
     def tick(self) -> TickResult:
+        from yoi import engine
+
         result = engine.tick(self.store, owner=self.owner, remote=self.claimer)
         if self.push_branch and self.claimer is not None and result.run_id and result.ticket:
             from yoi.remote_lease import push_work_branch
@@ -83,7 +88,7 @@ def _warn(line: str) -> None:
 
 
 def tick_text(r: TickResult) -> str:
-    if r.outcome == engine.IDLE:
+    if r.outcome == IDLE:
         return "idle"
     if r.outcome == PROCESSED and r.run_id:
         return r.run_id
@@ -96,8 +101,19 @@ def _describe(r: TickResult) -> str:
     return tick_text(r)
 
 
+def _idle(store: Store, remote: str | None, push_branch: bool) -> bool:
+    """Nothing to do, known without starting an engine: no pending TICKET_READY event
+    (what ``engine.tick`` checks first). The janitor then waits for a tick with work
+    (or ``watch``'s periodic sweep): what it cleans only matters to a run. With
+    ``--remote`` the engine starts anyway, so a wrong remote is reported."""
+    return remote is None and not push_branch and not engine_view.has_work(store)
+
+
 def tick(store: Store, *, remote: str | None = None, push_branch: bool = False) -> Output:
-    result = _Engine.start(store, remote, push_branch).tick()
+    if _idle(store, remote, push_branch):
+        result = TickResult(IDLE)
+    else:
+        result = _Engine.start(store, remote, push_branch).tick()
     return Output(result.as_dict(), tick_text(result))
 
 
@@ -130,6 +146,9 @@ def run(
     push_branch: bool = False,
 ) -> Output:
     """Tick until nothing is processed (idle, or every pending event deferred)."""
+    if not kick and _idle(store, remote, push_branch):
+        _progress(tick_text(TickResult(IDLE)))
+        return _ticks_output([TickResult(IDLE)])
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False

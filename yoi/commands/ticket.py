@@ -9,8 +9,8 @@ from typing import Any
 from yoi import events, tickets
 from yoi.errors import YoiError
 from yoi.lifecycle import Action
-from yoi.model import BlockerKind, CommentKind, State, Ticket
-from yoi.output import Output, table, ticket_dict, ticket_text
+from yoi.model import BlockerKind, CommentKind, Ticket
+from yoi.output import Output, ticket_dict, ticket_text
 from yoi.store import Store
 
 
@@ -22,33 +22,6 @@ def _one(store: Store, t: Ticket, text: str) -> Output:
 def create(store: Store, spec: tickets.NewTicket) -> Output:
     t = tickets.create(store, spec)
     return _one(store, t, f"created {t.slug}")
-
-
-def list_(
-    store: Store, *, states: Sequence[str] = (), label: str | None = None, limit: int | None = None
-) -> Output:
-    wanted = _wanted_states(states)
-    found, invalid = store.list_tickets()
-    rows = [t for t in found if t.state in wanted and (label is None or label in t.labels)]
-    rows.sort(key=lambda t: (t.created_at, t.slug))
-    if limit is not None:
-        rows = rows[:limit]
-    data = {
-        "tickets": [ticket_dict(store, t) for t in rows],
-        "invalid": [{"path": p.path, "error": p.render()} for p in invalid],
-    }
-    text = table([[t.slug, t.state.value, t.title] for t in rows]) or "no tickets"
-    if invalid:
-        text += "\n" + "\n".join(f"invalid: {p.render()}" for p in invalid)
-    return Output(data, text)
-
-
-def _wanted_states(states: Sequence[str]) -> set[State]:
-    if not states:
-        return {s for s in State if s is not State.DONE}
-    if "all" in states:
-        return set(State)
-    return {State.parse(s, what="state") for s in states}
 
 
 def _read_optional(store: Store, path: Path, kind: str) -> dict[str, Any] | None:
