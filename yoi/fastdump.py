@@ -4,7 +4,7 @@
 engine writes a dozen records per run. ``dump(data)`` emits the same bytes for the
 common case and gives up (None: the caller uses ``yamlio.dump``) on anything it is not
 sure of: keys other than ``[A-Za-z_][A-Za-z0-9_-]*``, floats, tuples, round-trip
-objects, nested sequences, strings that need escapes or single quotes, literal blocks
+objects, nested sequences, strings that need escapes, literal blocks
 that need a chomping or indentation indicator. Which strings are quoted is decided by
 ``yamlio``'s own rules (a literal block when ``_literal_ok``, double quotes when a YAML
 1.1 or 1.2 reader would type the text as something else). ``tests/test_cache_dump.py``
@@ -113,6 +113,10 @@ class _Writer:
             if '"' in value or "\\" in value or "\n" in value or self.not_literal(value):
                 raise _NotMine  # needs escapes: leave it to ruamel
             return f'"{value}"'
-        if value[0] not in _PLAIN_FIRST or value[-1] in ": " or ": " in value or " #" in value:
+        if value[0] not in _PLAIN_FIRST or value[-1] == " ":
             raise _NotMine  # ruamel quotes these (or might): leave it to ruamel
+        if value[-1] == ":" or ": " in value or " #" in value:
+            if "'" in value:
+                raise _NotMine
+            return f"'{value}'"  # a plain scalar would be misread; ruamel single-quotes it
         return value

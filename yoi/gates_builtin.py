@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from yoi import schema, yamlio
+from yoi import fastdump, fastschema, schema, yamlio
 from yoi.diazotroph import Execution
 from yoi.diazotroph_git import Policy
 from yoi.errors import YoiError
@@ -52,9 +52,12 @@ def _more(items: tuple[str, ...] | list[str]) -> str:
 
 def _bundle_schema(run: _Run) -> tuple[str, str]:
     bundle = run.ex.bundle
-    problems = [p.render() for p in schema.validate("output_bundle", bundle, "output_bundle")]
+    problems: list[str] = []
+    if fastschema.is_valid("output_bundle", bundle) is not True:  # jsonschema words it
+        problems = [p.render() for p in schema.validate("output_bundle", bundle, "output_bundle")]
     if not problems:
-        size = len(yamlio.dump(bundle).encode("utf-8"))
+        text = fastdump.dump(bundle)
+        size = len((yamlio.dump(bundle) if text is None else text).encode("utf-8"))
         if size > yamlio.MAX_BYTES:
             problems.append(
                 f"the bundle is {size} bytes; records are read up to {yamlio.MAX_BYTES} bytes"
