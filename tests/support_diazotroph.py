@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tests.helpers import commit_all, git, init_repo
 from yoi import clock, diazotroph, gates, schema
@@ -35,6 +35,14 @@ class FixedRunner:
 
     def produce(self, request: RunRequest) -> Candidate:
         return completed(self.patch, f"fixed patch of {len(self.patch)} bytes", "file")
+
+
+@dataclass(frozen=True)
+class IndexOnlyRunner(FixedRunner):
+    """FixedRunner that declares it needs no checkout: its run applies the patch in an
+    index-only private repository (``git.IndexOnly``) instead of a linked worktree."""
+
+    needs_checkout: ClassVar[bool] = False
 
 
 @dataclass

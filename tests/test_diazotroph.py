@@ -342,3 +342,30 @@ def test_execution_from_bundle_restores_the_execution(rig: Rig) -> None:
         ex.base_commit,
     )
     assert back.elapsed_ms == ex.elapsed_ms and back.violations == ex.violations
+
+
+def test_a_runner_without_a_checkout_gets_an_index_only_repository(rig: Rig) -> None:
+    """The patch-file runner needs no files on disk: nothing is checked out, no worktree
+    is registered, the result is the same commit tree a worktree run makes, the private
+    repository shares the user's objects and is gone afterwards, the user is untouched."""
+    seen: list[RunRequest] = []
+
+    class Watching(PatchFileRunner):
+        def produce(self, request: RunRequest) -> Candidate:
+            seen.append(request)
+            path = rig.store.runtime_dir / "worktrees" / request.run_id
+            assert (path / "objects").is_symlink() and not (path / "src").exists()
+            assert not git(rig.root, "worktree", "list").count("\n") > 1
+            return super().produce(request)
+
+    (rig.root / "incoming.diff").write_bytes(GREETING_PATCH)
+    before = user_state(rig.root)
+    _, ex = rig.execute(Watching(name="replay", path="incoming.diff"))
+    assert ex.status is RunnerStatus.COMPLETED, ex.bundle["notes"]
+    assert seen and seen[0].worktree is None and seen[0].worktree_diff() == b""
+    assert git(rig.root, "show", f"{rig.branch}:src/app.py") == "print('hello, friend')\n"
+    _, with_checkout = rig.execute(FixedRunner(GREETING_PATCH))
+    assert with_checkout.result_tree == ex.result_tree
+    assert rig.worktree_leftovers() == []
+    assert user_state(rig.root) == before
+    assert git(rig.root, "fsck", "--no-dangling").strip() == ""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import commit_all, user_state
-from tests.support_diazotroph import FixedRunner, Rig, make_rig
+from tests.support_diazotroph import FixedRunner, IndexOnlyRunner, Rig, make_rig
 from yoi.model import RunnerStatus
 
 
@@ -133,15 +133,19 @@ def _world(tmp_path: Path) -> World:
     return World(rig, outside)
 
 
+@pytest.mark.parametrize("runner", [FixedRunner, IndexOnlyRunner])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_hostile_patch_is_refused_and_nothing_leaks(tmp_path: Path, name: str) -> None:
+def test_hostile_patch_is_refused_and_nothing_leaks(
+    tmp_path: Path, name: str, runner: type[FixedRunner]
+) -> None:
+    """With a checkout (a linked worktree) and without one (an index-only repository)."""
     make_patch, expected = CASES[name]
     world = _world(tmp_path)
     rig = world.rig
     patch = make_patch(world)
     state, hooks, refs = user_state(rig.root), _hooks(rig.root), rig.refs("refs")
 
-    workorder, ex = rig.execute(FixedRunner(patch))
+    workorder, ex = rig.execute(runner(patch))
     outcome = rig.evaluate(workorder, ex)
 
     assert ex.status is RunnerStatus.PATCH_APPLY_FAILED, ex.bundle["notes"]

@@ -251,7 +251,7 @@ def scan(
     with cache.gc_paused():
         read_at = cache.now_ns()
         found: list[tuple[_Bucket, Path, list[str], list[Entry | None]]] = []
-        misses: list[_Miss] = []
+        misses: list[tuple[str, Path, str]] = []  # (slug, bucket dir, dir as shown)
         for bucket in BUCKETS:
             base = store.tickets_dir / bucket
             names = _ticket_dirs(base)
@@ -267,12 +267,17 @@ def scan(
                     or not _unchanged(entry, prefix + name)
                     or (complete and entry[4] and not entry[4][5] and entry[4][1] in complete)
                 ):
-                    misses.append(_Miss(store, name, base, kind, shown + name, complete))
+                    misses.append((name, base, shown))
                     got.append(None)
                 else:
                     got.append(entry)
             found.append((state, base, names, got))
-        loaded = split_map(lambda m: m.load(read_at), misses, min_items=PARALLEL_MIN)
+
+        def load(miss: tuple[str, Path, str]) -> tuple[Entry, bool]:
+            name, base, shown = miss  # the _Miss is made where it is read (maybe a child)
+            return _Miss(store, name, base, kind, shown + name, complete).load(read_at)
+
+        loaded = split_map(load, misses, min_items=PARALLEL_MIN)
         fresh = iter(loaded)
         out: list[tuple[Path, str, Any, tuple[str, str, str] | None]] = []
         for state, base, names, got in found:

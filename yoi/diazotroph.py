@@ -4,12 +4,17 @@
 
 1. A private, detached worktree at the base commit (the snapshot's ``commit_sha``) under
    ``<runtime>/worktrees/<run_id>``, plus a scratch dir ``<run_id>-scratch`` beside it;
-   both are removed in ``finally``. The budget timer starts when ``execute`` is called.
+   both are removed in ``finally``. A runner that needs no files on disk
+   (``needs_checkout = False``: patch-file, openai) gets no checkout: only a private
+   index over the user's objects at that path (``git.IndexOnly``), so a run's cost does
+   not grow with the size of the repository. The budget timer starts when ``execute`` is
+   called.
 2. ``runner.produce``; a runner exception is ``RUNNER_ERROR`` (never propagated).
 3. Past the budget when the runner returns -> ``BUDGET_EXHAUSTED``, empty patch.
 4. The raw candidate bytes are checked before anything is applied (size, headers, path
-   policy, preimage ids against the base blobs), applied to the INDEX of the private
-   worktree only, and the result tree is checked again. Any violation or apply error ->
+   policy, preimage ids against the base blobs), applied to the private INDEX only
+   (the worktree's, or the index-only repository's), and the result tree is checked
+   again. Any violation or apply error ->
    ``PATCH_APPLY_FAILED`` with the attempted patch and the reasons.
 5. The normalized diff (base tree -> result tree) becomes the bundle's content. A
    candidate that is empty, or that applies but changes nothing, stays ``COMPLETED`` with
@@ -40,7 +45,7 @@ from yoi.model import RunnerStatus, Ticket
 from yoi.runner.base import Candidate, CandidateStatus, Runner, RunRequest, runner_error
 
 if TYPE_CHECKING:
-    from yoi.git import PrivateWorktree, Repo
+    from yoi.git import IndexOnly, PrivateWorktree, Repo
     from yoi.store import Store
 
 __all__ = ["Execution", "execute", "execution_from_bundle"]
@@ -128,7 +133,12 @@ def execute(
         clear_worktree(repo, job.run_id, path)
         clear_worktree(repo, None, scratch)
         base = Base.load(repo, job.base_commit)
-        worktree = repo.add_private_worktree(base.commit, path, job.run_id)
+        if getattr(runner, "needs_checkout", True):
+            worktree: PrivateWorktree | IndexOnly = repo.add_private_worktree(
+                base.commit, path, job.run_id
+            )
+        else:
+            worktree = repo.add_index_only(base.commit, path)  # nothing checked out
         result = _run(job, base, worktree, scratch, runner, fence)
     except FencedError:
         raise
@@ -144,7 +154,13 @@ def execute(
     return _finish(job, result)
 
 
-def _request(job: _Job, worktree: PrivateWorktree, scratch: Path) -> RunRequest:
+def _no_files() -> bytes:
+    return b""
+
+
+def _request(job: _Job, worktree: PrivateWorktree | IndexOnly, scratch: Path) -> RunRequest:
+    from yoi.git import PrivateWorktree
+
     run_dir = job.ticket.path / "runs" / job.run_id
     return RunRequest(
         run_id=job.run_id,
@@ -154,14 +170,14 @@ def _request(job: _Job, worktree: PrivateWorktree, scratch: Path) -> RunRequest:
         prompt_text=str(job.snapshot.get("full_prompt_text") or ""),
         workorder_path=run_dir / "workorder.yaml",
         snapshot_path=run_dir / "context_snapshot.yaml",
-        worktree=worktree.path,
+        worktree=worktree.path if isinstance(worktree, PrivateWorktree) else None,
         base_commit=job.base_commit,
         budget_ms=job.budget_ms,
         deadline=job.deadline,
         scratch=scratch,
         repo_root=job.store.root,
         patch_file=job.ticket.patch_file,
-        worktree_diff=worktree.workdir_diff,
+        worktree_diff=worktree.workdir_diff if isinstance(worktree, PrivateWorktree) else _no_files,
     )
 
 
@@ -173,7 +189,12 @@ def _produce(runner: Runner, request: RunRequest) -> Candidate:
 
 
 def _run(
-    job: _Job, base: Base, worktree: PrivateWorktree, scratch: Path, runner: Runner, fence: Fence
+    job: _Job,
+    base: Base,
+    worktree: PrivateWorktree | IndexOnly,
+    scratch: Path,
+    runner: Runner,
+    fence: Fence,
 ) -> _Result:
     scratch.mkdir(parents=True, exist_ok=True)
     candidate = _produce(runner, _request(job, worktree, scratch))

@@ -22,7 +22,7 @@ from yoi import patching
 from yoi.errors import ConflictError, FencedError, PatchError, YoiError
 
 if TYPE_CHECKING:
-    from yoi.git import PrivateWorktree, Repo
+    from yoi.git import IndexOnly, PrivateWorktree, Repo
 
 AUTHOR_NAME = "yoi"
 AUTHOR_EMAIL = "yoi@localhost"
@@ -79,7 +79,7 @@ class Base:
 
 
 def check_and_apply(
-    repo: Repo, base: Base, worktree: PrivateWorktree, raw: bytes, policy: Policy
+    repo: Repo, base: Base, worktree: PrivateWorktree | IndexOnly, raw: bytes, policy: Policy
 ) -> list[str] | tuple[str, patching.NormalizedDiff]:
     """(result tree, normalized diff), or every reason the patch was refused."""
     problems = patching.check_size(raw)

@@ -1,15 +1,19 @@
-"""Front matter split without importing ruamel: the fast path of ``yamlio``'s.
+"""Front matter split without importing ruamel (``yamlio.split_front_matter`` words
+the errors).
 
-``split(text)`` returns what ``yamlio.split_front_matter(text)`` returns, or None where
-that function would raise (the caller then calls it for the error message).
-``tests/test_cache_yaml.py`` checks the two agree.
+``split(text)`` returns ``(yaml_text, body)`` for ``---\n<yaml>---\n<body>``, or None
+when the text has no front matter. A leading UTF-8 BOM is dropped and CRLF line endings
+are read as LF (yoi writes LF, so a rewrite normalizes the file). Fence lines may carry
+trailing blanks. Only the first closing ``---`` ends the front matter; the body may hold
+more. One blank line after the closing fence is part of the layout
+(``yamlio.join_front_matter`` writes it), not of the body.
 """
 
 from __future__ import annotations
 
 import re
 
-_FENCE = re.compile(r"---[ \t]*")
+FENCE = re.compile(r"---[ \t]*")
 
 
 def split(text: str) -> tuple[str, str] | None:
@@ -21,7 +25,7 @@ def split(text: str) -> tuple[str, str] | None:
         rest = text[4:]
     else:
         first, _, rest = text.partition("\n")
-        if not _FENCE.fullmatch(first):
+        if not FENCE.fullmatch(first):
             return None
     if rest.startswith("---"):
         return _slow(rest)
@@ -30,7 +34,7 @@ def split(text: str) -> tuple[str, str] | None:
         return None
     end = rest.find("\n", offset)
     line_end = len(rest) if end < 0 else end
-    if not _FENCE.fullmatch(rest, offset, line_end):
+    if not FENCE.fullmatch(rest, offset, line_end):
         return _slow(rest)
     body = rest[line_end + 1 :]
     return rest[:offset], body[1:] if body.startswith("\n") else body
@@ -42,7 +46,7 @@ def _slow(rest: str) -> tuple[str, str] | None:
     while offset < len(rest):
         end = rest.find("\n", offset)
         line_end = len(rest) if end < 0 else end
-        if _FENCE.fullmatch(rest, offset, line_end):
+        if FENCE.fullmatch(rest, offset, line_end):
             body = rest[line_end + 1 :]
             return rest[:offset], body[1:] if body.startswith("\n") else body
         offset = line_end + 1

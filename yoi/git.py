@@ -374,6 +374,20 @@ class Repo:
                     found.append(WorktreeInfo(name, Path(worktree.path), worktree.is_prunable))
             return found
 
+    def add_index_only(self, base_commit: str, path: Path) -> IndexOnly:
+        """An ``IndexOnly`` at ``path`` (which must not exist), reset to ``base_commit``."""
+        path = Path(path).absolute()
+        if path.exists() or path.is_symlink():
+            raise GitError(f"cannot create the private index: {path} already exists")
+        self._lookup(base_commit, pygit2.Commit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _git_errors(f"cannot create the private index at {path}"):
+            pygit2.init_repository(str(path), bare=True)
+            objects = path / "objects"
+            shutil.rmtree(objects)
+            objects.symlink_to((self.common_dir / "objects").resolve(), target_is_directory=True)
+        return IndexOnly(self, path, base_commit)
+
     @contextmanager
     def private_worktree(
         self, base_commit: str, path: Path, name: str
@@ -394,20 +408,16 @@ class Repo:
         return self._differ.diff(base_tree, new_tree)
 
 
-class PrivateWorktree:
-    """A private detached worktree: the runner edits its files, yoi applies to its INDEX."""
+class _PrivateIndex:
+    """An index of yoi's own over the user's object database: ``apply_to_index`` applies
+    a patch there (INDEX only: no file on disk is written) and writes the result tree."""
 
-    def __init__(self, owner: Repo, name: str, path: Path, base_commit: str):
-        self.name = name
-        self.path = path
-        self.base_commit = base_commit
-        self._owner = owner
-        with _git_errors(f"cannot open private worktree {path}"):
-            self._repo = pygit2.Repository(str(path))
-        self._admin_dir = str(self._repo.path)
+    _repo: pygit2.Repository
+    _owner: Repo
+    base_commit: str
 
     def apply_to_index(self, patch: bytes) -> str:
-        """Apply a git-style patch to this worktree's index; return the resulting tree id.
+        """Apply a git-style patch to this index; return the resulting tree id.
 
         All or nothing (libgit2 checks every file first). Files on disk are not touched.
         Applying twice stacks: call ``reset_index`` to start again from the base.
@@ -447,10 +457,39 @@ class PrivateWorktree:
         return None
 
     def reset_index(self) -> None:
-        """Reset this worktree's index to the base tree (disk files untouched)."""
+        """Reset this index to the base tree (disk files untouched)."""
         with _git_errors("cannot reset the private index"):
             self._repo.index.read_tree(self._owner.tree_of(self.base_commit))
             self._repo.index.write()
+
+
+class IndexOnly(_PrivateIndex):
+    """A private index without a checkout, for runs whose runner needs no files on disk:
+    a bare repository at ``path`` whose ``objects`` is a symlink to the user's object
+    database (so the blobs and trees ``apply_to_index`` writes are the user's, as with a
+    linked worktree), with its own index file. Nothing is checked out, so the cost does
+    not grow with the repository; being bare, it has no work tree to apply to."""
+
+    def __init__(self, owner: Repo, path: Path, base_commit: str):
+        self.path = path
+        self.base_commit = base_commit
+        self._owner = owner
+        with _git_errors(f"cannot create the private index at {path}"):
+            self._repo = pygit2.Repository(str(path))
+        self.reset_index()
+
+
+class PrivateWorktree(_PrivateIndex):
+    """A private detached worktree: the runner edits its files, yoi applies to its INDEX."""
+
+    def __init__(self, owner: Repo, name: str, path: Path, base_commit: str):
+        self.name = name
+        self.path = path
+        self.base_commit = base_commit
+        self._owner = owner
+        with _git_errors(f"cannot open private worktree {path}"):
+            self._repo = pygit2.Repository(str(path))
+        self._admin_dir = str(self._repo.path)
 
     def workdir_tree(self) -> str:
         """Tree id of the files on disk as ``git add -A`` would stage them (nothing written

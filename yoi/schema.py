@@ -20,6 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from yoi.errors import InvalidRecordError, Problem, UsageError
+from yoi.fastschema import ecma_pattern
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -138,23 +139,8 @@ def _pattern(validator: Any, pattern: str, instance: object, schema: object) -> 
         yield ValidationError(message)
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    out: list[str] = []
-    escaped = in_class = False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == "[":
-            in_class = True
-        elif char == "]":
-            in_class = False
-        elif char == "$" and not in_class:
-            char = r"\Z"
-        out.append(char)
-    return re.compile("".join(out))
+# ECMA-262 ``$`` (``\Z`` outside classes): the translation fastschema checks with too.
+_compiled = functools.lru_cache(maxsize=256)(ecma_pattern)
 
 
 # ----------------------------------------------------------------------------- foreign data

@@ -373,7 +373,6 @@ def dump(obj: Any) -> str:
 
 # ------------------------------------------------------------------------ front matter
 
-_FENCE = re.compile(r"---[ \t]*")
 _FRONT_MATTER_HINT = (
     "a ticket file starts with a '---' line, then the YAML fields, then a closing '---' "
     "line, then the Markdown body"
@@ -389,22 +388,18 @@ def split_front_matter(text: str, *, path: str) -> tuple[str, str]:
     after the closing fence is part of the layout (``join_front_matter`` writes it), not
     of the body.
     """
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
-    first, _, rest = text.partition("\n")
-    if not _FENCE.fullmatch(first):
+    from yoi import frontmatter
+
+    parts = frontmatter.split(text)
+    if parts is not None:
+        return parts
+    first = text.removeprefix("\ufeff").partition("\n")[0].removesuffix("\r")
+    if not frontmatter.FENCE.fullmatch(first):
         raise InvalidRecordError(
             path,
             [Problem(path, "", "line 1: missing front matter: the file must start with '---'")],
             hint=_FRONT_MATTER_HINT,
         )
-    offset = 0
-    while offset < len(rest):
-        end = rest.find("\n", offset)
-        line_end = len(rest) if end < 0 else end
-        if _FENCE.fullmatch(rest, offset, line_end):
-            body = rest[line_end + 1 :]
-            return rest[:offset], body[1:] if body.startswith("\n") else body
-        offset = line_end + 1
     raise InvalidRecordError(
         path,
         [Problem(path, "", "front matter is not closed: no '---' line after line 1")],

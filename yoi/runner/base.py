@@ -42,7 +42,9 @@ class RunRequest:
     prompt_text: str  # the context snapshot's full_prompt_text
     workorder_path: Path
     snapshot_path: Path
-    worktree: Path  # private detached worktree at the base commit (runner may edit it)
+    # Private detached worktree at the base commit (the runner may edit it); None for a
+    # runner that declares ``needs_checkout = False`` (it gets no files on disk).
+    worktree: Path | None
     base_commit: str
     budget_ms: int
     deadline: float  # time.monotonic() deadline
@@ -101,6 +103,9 @@ def runner_error(notes: str) -> Candidate:
 
 
 class Runner(Protocol):
+    """A runner. One may also declare ``needs_checkout = False`` when it reads and edits
+    no file of the private worktree: its run then checks nothing out (absent: True)."""
+
     @property
     def name(self) -> str: ...
 

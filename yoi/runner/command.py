@@ -56,8 +56,11 @@ class CommandRunner:
     def produce(self, request: RunRequest) -> Candidate:
         if request.remaining_s() <= 0:
             return budget_exhausted("the budget was exhausted before the command started")
+        worktree = request.worktree
+        if worktree is None:  # needs_checkout is True: the engine always makes one
+            return runner_error(f"runner {self.name!r}: no private worktree to run in")
         try:
-            argv = resolve_argv(self.command, request.worktree)
+            argv = resolve_argv(self.command, worktree)
             patch_out = _prepare_scratch(request)
         except (_Refused, OSError) as exc:
             return runner_error(f"runner {self.name!r}: {exc}")
@@ -65,7 +68,7 @@ class CommandRunner:
         try:
             result = proc.run(
                 argv,
-                cwd=request.worktree,
+                cwd=worktree,
                 env=env,
                 timeout_s=request.remaining_s(),
                 max_output=self.max_output_bytes,
@@ -165,7 +168,8 @@ def resolve_argv(command: tuple[str, ...], worktree: Path) -> list[str]:
 
 
 def _prepare_scratch(request: RunRequest) -> Path:
-    if request.scratch.resolve().is_relative_to(request.worktree.resolve()):
+    worktree = request.worktree
+    if worktree is not None and request.scratch.resolve().is_relative_to(worktree.resolve()):
         raise _Refused("the scratch directory must be outside the worktree")
     request.scratch.mkdir(parents=True, exist_ok=True)
     (request.scratch / PROMPT_FILE).write_text(request.prompt_text, encoding="utf-8")

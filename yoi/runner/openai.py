@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import Message
-from typing import Any
+from typing import Any, ClassVar
 
 from yoi.runner import diffextract
 from yoi.runner.base import (
@@ -62,6 +62,7 @@ class _Retry:
 
 @dataclass(frozen=True)
 class OpenAIRunner:
+    needs_checkout: ClassVar[bool] = False  # reads no file of the worktree
     name: str
     base_url: str
     model: str

@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from yoi.runner.base import (
     MAX_PATCH_BYTES,
@@ -29,6 +30,7 @@ class _Refused(Exception):
 
 @dataclass(frozen=True)
 class PatchFileRunner:
+    needs_checkout: ClassVar[bool] = False  # reads no file of the worktree
     name: str
     path: str | None = None
     budget_ms: int | None = None
