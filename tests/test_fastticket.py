@@ -328,3 +328,12 @@ def test_valid_generated_tickets_are_mostly_vouched_for() -> None:
 
     check()
     assert sum(answered) >= 0.8 * len(answered), (sum(answered), len(answered))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet="-\n \tab:\r\ufeffx", max_size=40))
+def test_the_listing_shortcut_splits_like_frontmatter(text: str) -> None:
+    from yoi import cache_tickets, frontmatter
+
+    for sample in (text, "---\n" + text, "---\na: 1\n--- \n" + text, "---\na\n---\n" + text):
+        assert cache_tickets._split(sample) == frontmatter.split(sample), sample

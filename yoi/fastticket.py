@@ -190,11 +190,14 @@ class Front:
 
     def values(self) -> dict[str, Any]:
         """The mapping ``yamlio.load_plain`` gives for this front matter."""
-        return {
+        out = {
             key: convert(value)
             for (key, convert), value in zip(_GROUPS, self.groups, strict=True)
-            if value is not None
+            if value is not None and key != "labels"
         }
+        if self.groups[_LABELS_AT - 1] is not None or self.groups[_LABELS_AT] is not None:
+            out["labels"] = list(self.labels)  # read (and checked) by ``match`` already
+        return out
 
 
 def match(front: str) -> Front | None:
