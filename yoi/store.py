@@ -202,8 +202,15 @@ class Store:
         return self._config
 
     def load_ticket(self, slug: str, path: Path | None = None) -> TicketDoc:
-        """A ticket for editing (round-trip front matter); validated like every read."""
-        from yoi import yamlio
+        """A ticket for editing (round-trip front matter); validated like every read.
+
+        A front matter that is exactly what yoi writes for its own data (no comment, no
+        quoting of a person's choosing: dumping the parsed data gives the text back)
+        comes back as plain data: edited and dumped, it holds the same data as ruamel's
+        round-trip objects would (``tests/test_store.py``), in yoi's own layout, at a
+        fraction of the cost. Any other front matter is loaded round-trip, so the
+        comments and quoting a person chose survive the edit."""
+        from yoi import frontmatter, yamlio
 
         tdir = path or self.ticket_dir(slug)
         file = tdir / TICKET_FILE
@@ -211,6 +218,11 @@ class Store:
         if not file.exists():
             raise InvalidRecordError(rel, [Problem(rel, "", "ticket.md is missing")])
         text = self.read_text(file, limit=MAX_TICKET_BYTES)
+        parts = frontmatter.split(text)
+        if parts is not None and is_valid_slug(slug):
+            plain = _canonical_ticket(parts[0])
+            if plain is not None:
+                return TicketDoc(Ticket.from_front(slug, tdir, plain, parts[1]), plain, parts[1])
         front_text, body = yamlio.split_front_matter(text, path=rel)
         front = yamlio.load_rt(front_text, path=rel)
         plain = yamlio.to_plain(front)
@@ -356,6 +368,16 @@ def _done_slug(op: journal.Op) -> str | None:
     if isinstance(op, journal.Move) or (len(parts) > 4 and parts[3] == "events"):
         return parts[2]
     return None
+
+
+def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
+    """The valid ticket data of a front matter that ``dump`` writes back unchanged."""
+    from yoi import fastdump, fastschema, fastyaml
+
+    plain = fastyaml.load(front_text)
+    if plain is None or fastschema.is_valid("ticket", plain) is not True:
+        return None
+    return plain if fastdump.dump(plain) == front_text else None
 
 
 def check(kind: str, data: Any, rel: str) -> None:

@@ -42,7 +42,10 @@ def _check_text(what: str, text: str) -> str:
 
 
 def render_ticket(front: Any, body: str) -> str:
-    return yamlio.join_front_matter(yamlio.dump(front), body)
+    from yoi import fastdump
+
+    text = fastdump.dump(front)  # plain data only (see Store.load_ticket); else ruamel
+    return yamlio.join_front_matter(yamlio.dump(front) if text is None else text, body)
 
 
 def write_ticket(tx: Transaction, tdir: Path, front: Any, body: str) -> None:
