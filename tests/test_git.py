@@ -559,3 +559,38 @@ def test_checkout_runs_no_external_filter_driver(base_repo: Path, tmp_path: Path
         (wt.path / "x.dat").write_text("changed\n")
         assert wt.workdir_tree() != repo.tree_of(base)
     assert not sentinel.exists()
+
+
+def _diff_in_child(repo: str, base: str, new: str, out: multiprocessing.Queue[bytes]) -> None:
+    out.put(Repo.open(repo).diff_trees(base, new).patch)
+
+
+def test_the_diff_repository_is_made_once_kept_and_remade_when_changed(
+    base_repo: Path, tmp_path: Path
+) -> None:
+    (base_repo / "README.md").write_text("changed\n")
+    new = commit_all(base_repo, "change")
+    repo = Repo.open(base_repo)
+    base = repo.tree_of(f"{new}~1")
+    home = base_repo / ".git" / "yoi" / "cache" / "diff"
+    tmp_before = set(Path("/tmp").glob("yoi-diff-*"))
+    # several processes make it at once: one wins, all get the same canonical diff
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[bytes] = ctx.Queue()
+    procs = [
+        ctx.Process(target=_diff_in_child, args=(str(base_repo), base, new, out)) for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    patches = {out.get(timeout=60) for _ in procs}
+    for p in procs:
+        p.join(timeout=60)
+    expected = repo.diff_trees(base, new).patch
+    assert patches == {expected} and b"a/README.md" in expected
+    assert (home / "diff.git" / "HEAD").is_file()
+    assert not [p for p in home.parent.iterdir() if p.name.startswith(".diff-")]
+    assert set(Path("/tmp").glob("yoi-diff-*")) == tmp_before  # nothing left in /tmp
+    # a changed config is not trusted: the repository is made again
+    git(home / "diff.git", "config", "diff.noprefix", "true")
+    assert Repo.open(base_repo).diff_trees(base, new).patch == expected
+    assert git(home / "diff.git", "config", "diff.noprefix").strip() == "false"

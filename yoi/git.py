@@ -20,7 +20,9 @@ what ``git add`` would store. git-lfs files appear as their pointer files.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 import shutil
 import tempfile
@@ -404,7 +406,7 @@ class Repo:
     def diff_trees(self, base_tree: str, new_tree: str) -> NormalizedDiff:
         """The normalized diff between two trees (or commits), independent of user config."""
         if self._differ is None:
-            self._differ = _DiffRepo(self.common_dir / "objects")
+            self._differ = _DiffRepo(self.common_dir / "objects", self.common_dir / "yoi" / "cache")
         return self._differ.diff(base_tree, new_tree)
 
 
@@ -513,21 +515,65 @@ def _reason(exc: BaseException) -> str:
 
 
 class _DiffRepo:
-    """A throwaway bare repository that reads the user's objects through an alternate,
-    with its own config, so the diff text never depends on the user's settings."""
+    """A bare repository of yoi's own that reads the user's objects through an alternate,
+    with its own config, so the diff text never depends on the user's settings. It lives
+    under ``<git-common-dir>/yoi/cache/diff/`` and is made once (in a temporary directory,
+    then renamed into place: a race or a crash leaves either the finished repository or
+    nothing); one that does not carry exactly ``_DIFF_CONFIG`` is made again."""
 
-    def __init__(self, objects_dir: Path):
-        self._tmp = tempfile.TemporaryDirectory(prefix="yoi-diff-")
-        root = Path(self._tmp.name)
-        (root / "noattributes").write_bytes(b"")
+    STALE_S = 300.0  # an unfinished ``.diff-*`` directory older than this is a crash's
+
+    def __init__(self, objects_dir: Path, home: Path):
+        root = home / "diff"
+        repo = self._open(root)
+        if repo is None:
+            self._create(home, root)
+            repo = self._open(root)
+            if repo is None:
+                raise GitError(f"cannot prepare the diff repository in {root}")
+        self._repo = repo
         with _git_errors("cannot prepare the diff repository"):
-            pygit2.init_repository(str(root / "diff.git"), bare=True)
-            repo = pygit2.Repository(str(root / "diff.git"))
-            for key, value in _DIFF_CONFIG.items():
-                repo.config[key] = value
-            repo.config["core.attributesFile"] = str(root / "noattributes")
-            self._repo = pygit2.Repository(str(root / "diff.git"))
             self._repo.odb.add_disk_alternate(str(objects_dir))
+
+    @staticmethod
+    def _open(root: Path) -> pygit2.Repository | None:
+        try:
+            repo = pygit2.Repository(str(root / "diff.git"))
+            config = {key: repo.config[key] for key in (*_DIFF_CONFIG, "core.attributesFile")}
+        except (pygit2.GitError, KeyError, OSError):
+            return None
+        expected = {key: str(value).lower() for key, value in _DIFF_CONFIG.items()}
+        expected["core.attributesFile"] = str(root / "noattributes")
+        if {key: str(value).lower() for key, value in config.items()} != {
+            key: value.lower() for key, value in expected.items()
+        } or not (root / "noattributes").is_file():
+            return None
+        return repo
+
+    @classmethod
+    def _create(cls, home: Path, root: Path) -> None:
+        with _git_errors(f"cannot create the diff repository in {root}"):
+            home.mkdir(parents=True, exist_ok=True)
+            now = time.time()
+            for old in home.glob(".diff-*"):
+                with contextlib.suppress(OSError):
+                    if now - old.lstat().st_mtime > cls.STALE_S:
+                        shutil.rmtree(old)
+            tmp = Path(tempfile.mkdtemp(prefix=".diff-", dir=home))
+            try:
+                (tmp / "noattributes").write_bytes(b"")
+                pygit2.init_repository(str(tmp / "diff.git"), bare=True)
+                repo = pygit2.Repository(str(tmp / "diff.git"))
+                for key, value in _DIFF_CONFIG.items():
+                    repo.config[key] = value
+                repo.config["core.attributesFile"] = str(root / "noattributes")
+                if cls._open(root) is None:  # (another process may have made one meanwhile)
+                    with contextlib.suppress(OSError):
+                        if root.exists():  # unusable: set aside, swept later as .diff-*
+                            os.rename(root, home / f".diff-broken-{os.urandom(4).hex()}")
+                        os.rename(tmp, root)  # loses to a concurrent creator: fine
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def diff(self, base_tree: str, new_tree: str) -> NormalizedDiff:
         with _git_errors(f"cannot diff {base_tree[:12]}..{new_tree[:12]}"):
