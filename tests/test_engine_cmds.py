@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -214,3 +215,30 @@ def test_janitor_removes_dead_worktrees_old_temp_files_and_stale_ref_locks(
     assert fresh_lock.exists() and foreign.exists() and store_lock.exists()
     again = janitor.clean(store)
     assert again.empty, again
+
+
+IDLE_PROBE = (
+    "import sys; from yoi.commands import engine; from yoi.store import Store; "
+    "out = engine.tick(Store.discover()); "
+    "print(out.text, 'yoi.engine' in sys.modules, 'pygit2' in sys.modules)"
+)
+
+
+def test_an_idle_tick_starts_no_engine_but_completes_an_interrupted_change(
+    store: Store, repo: Path
+) -> None:
+    """Idle: nothing pending, so no engine (no claims, no git) is started. A change that
+    a killed writer left in its journal is completed first: the engine takes the lock."""
+    slug = queue_with_patch(store, repo, "Note")
+    assert run_yoi("engine", "run", cwd=repo).returncode == 0
+    probe = subprocess.run([PY, "-c", IDLE_PROBE], cwd=repo, capture_output=True, text=True)
+    assert probe.stdout.split() == ["idle", "False", "False"], probe.stderr
+    killed = run_yoi(
+        "ticket", "comment", slug, "-m", "half done", cwd=repo,
+        env={"YOI_TEST_CRASH_AT": "txn.journal#1"},
+    )  # fmt: skip
+    assert killed.returncode != 0 and store.journal_pending()
+    idle = run_yoi("engine", "tick", cwd=repo)
+    assert (idle.returncode, idle.stdout) == (0, "idle\n"), idle.stderr
+    assert not store.journal_pending()
+    assert "half done" in (store.ticket_dir(slug) / "thread.md").read_text()

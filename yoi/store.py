@@ -134,6 +134,15 @@ class Store:
             self._lock = FileLock(str(path), timeout=LOCK_TIMEOUT_S, is_singleton=True)
         return self._lock
 
+    def journal_pending(self) -> bool:
+        """True when an interrupted multi-file change waits for the next writer to
+        complete it (``journal.roll_forward``); read without the lock."""
+        try:
+            with os.scandir(self.runtime_dir / "journal") as entries:
+                return any(e.name.endswith(".json") for e in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         from filelock import Timeout

@@ -103,10 +103,14 @@ def _describe(r: TickResult) -> str:
 
 def _idle(store: Store, remote: str | None, push_branch: bool) -> bool:
     """Nothing to do, known without starting an engine: no pending TICKET_READY event
-    (what ``engine.tick`` checks first). The janitor then waits for a tick with work
-    (or ``watch``'s periodic sweep): what it cleans only matters to a run. With
-    ``--remote`` the engine starts anyway, so a wrong remote is reported."""
-    return remote is None and not push_branch and not engine_view.has_work(store)
+    (what ``engine.tick`` checks first) and no interrupted change to complete (an engine
+    takes the store lock, and the lock holder rolls a pending journal forward). The
+    janitor then waits for a tick with work (or ``watch``'s periodic sweep): what it
+    cleans only matters to a run. With ``--remote`` the engine starts anyway, so a wrong
+    remote is reported."""
+    if remote is not None or push_branch or store.journal_pending():
+        return False
+    return not engine_view.has_work(store)
 
 
 def tick(store: Store, *, remote: str | None = None, push_branch: bool = False) -> Output:
