@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,6 +175,19 @@ def parser(description: str, *, tickets: int = 10_000, repeat: int = 5) -> argpa
     p.add_argument("--repeat", type=int, default=repeat, help=f"runs per median (default {repeat})")
     p.add_argument("--keep", action="store_true", help="keep the generated store")
     return p
+
+
+@contextmanager
+def workspace(name: str, keep: bool) -> Iterator[Path]:
+    """A scratch directory for one benchmark's stores; removed afterwards unless kept."""
+    work = Path(tempfile.mkdtemp(prefix=f"yoi-bench-{name}-"))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def report(rows: Sequence[Row]) -> None:

@@ -10,15 +10,13 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import PY, Row, guarded, median_of, parser, report, run, yoi
+from bench._common import PY, Row, guarded, median_of, parser, report, run, workspace, yoi
 from bench.bench_list import drop_cache
 
 FLOOR = str(Path(__file__).with_name("floors.py"))
@@ -62,17 +60,11 @@ def measure(repo: Path, n: int, repeat: int, clones: list[gen_store.Clone]) -> l
 
 def main() -> None:
     args = parser(__doc__.split("\n\n")[0]).parse_args()
-    work = Path(tempfile.mkdtemp(prefix="yoi-bench-commands-"))
-    try:
+    with workspace("commands", args.keep) as work:
         templates = gen_store.build_templates(work)
         repo = work / "store"
         clones = gen_store.generate(repo, args.tickets, templates)
         report(measure(repo, args.tickets, args.repeat, clones))
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}")
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ import importlib
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import Row, parser, report, run, timed, yoi
+from bench._common import Row, parser, report, run, timed, workspace, yoi
 
 
 def engine_available() -> bool:
@@ -112,15 +111,9 @@ def main() -> None:
     if not wait_for_engine(args.wait):
         print("yoi.engine has no tick/run yet: engine throughput not measured")
         return
-    work = Path(tempfile.mkdtemp(prefix="yoi-bench-engine-"))
-    try:
+    with workspace("engine", args.keep) as work:
         templates = gen_store.build_templates(work)
         report(measure(work, args.tickets, templates, args.repeat))
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}")
 
 
 if __name__ == "__main__":

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import PY, Row, interleaved, parser, report, run, yoi
+from bench._common import PY, Row, interleaved, parser, report, run, workspace, yoi
 
 FLOOR = str(Path(__file__).with_name("floors.py"))
 
@@ -58,17 +57,11 @@ def measure(repo: Path, n: int, repeat: int) -> list[Row]:
 
 def main() -> None:
     args = parser(__doc__.split("\n\n")[0]).parse_args()
-    work = Path(tempfile.mkdtemp(prefix="yoi-bench-list-"))
-    try:
+    with workspace("list", args.keep) as work:
         templates = gen_store.build_templates(work)
         repo = work / "store"
         gen_store.generate(repo, args.tickets, templates)
         report(measure(repo, args.tickets, args.repeat))
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}")
 
 
 if __name__ == "__main__":

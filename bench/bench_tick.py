@@ -14,15 +14,13 @@ Target at 10k tickets: <= 0.25 s wall, and independent of the number of done tic
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import PY, Row, guarded, median_of, parser, report, run, yoi
+from bench._common import PY, Row, guarded, median_of, parser, report, run, workspace, yoi
 from bench.bench_commands import click_floor
 
 
@@ -111,17 +109,11 @@ def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--grow", type=int, default=2, help="add this many times the done tickets")
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="yoi-bench-tick-"))
-    try:
+    with workspace("tick", args.keep) as work:
         templates = gen_store.build_templates(work)
         repo = work / "store"
         gen_store.generate(repo, args.tickets, templates, idle=True)
         report(measure(repo, args.tickets, args.repeat, templates, args.grow))
-    finally:
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print(f"kept {work}")
 
 
 if __name__ == "__main__":
