@@ -100,6 +100,31 @@ def init(as_json: bool) -> int:
 
 
 # ---- tickets -------------------------------------------------------------------------
+def run_options(f: F) -> F:
+    """The options that shape a ticket's runs (``ticket create`` and ``ticket edit``)."""
+    for option in reversed(
+        [
+            click.option("--base-ref", default=None, help="The ref runs start from."),
+            click.option("--runner", default=None, help="A runner name from config.yaml."),
+            click.option(
+                "--budget-ms",
+                type=click.IntRange(1),
+                default=None,
+                help="Milliseconds a run may take (default: the runner's).",
+            ),
+            click.option(
+                "--context-path",
+                "context_paths",
+                multiple=True,
+                help="A repo path whose content goes into the run's context (repeatable).",
+            ),
+            click.option("--patch-file", default=None, help="For the patch-file runner."),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 @cli.group()
 def ticket() -> None:
     """Create, inspect and move tickets through their lifecycle."""
@@ -113,16 +138,7 @@ def ticket() -> None:
 @click.option("--importance", type=click.IntRange(0, 4), default=2, show_default=True)
 @click.option("--urgency", type=click.IntRange(0, 4), default=2, show_default=True)
 @click.option("--label", "labels", multiple=True, help="A label (repeatable).")
-@click.option("--base-ref", default=None, help="The ref runs start from.")
-@click.option("--runner", default=None, help="A runner name from config.yaml.")
-@click.option("--budget-ms", type=click.IntRange(1), default=None)
-@click.option(
-    "--context-path",
-    "context_paths",
-    multiple=True,
-    help="A repo path whose content goes into the run's context (repeatable).",
-)
-@click.option("--patch-file", default=None, help="For the patch-file runner.")
+@run_options
 @json_option
 def ticket_create(
     title: str,
@@ -206,11 +222,7 @@ def ticket_show(name: str, as_json: bool) -> int:
 @click.option("--label-add", multiple=True)
 @click.option("--label-remove", multiple=True)
 @click.option("--assignee", default=None)
-@click.option("--base-ref", default=None)
-@click.option("--runner", default=None)
-@click.option("--budget-ms", type=click.IntRange(1), default=None)
-@click.option("--context-path", "context_paths", multiple=True)
-@click.option("--patch-file", default=None)
+@run_options
 @json_option
 def ticket_edit(
     name: str,
