@@ -9,7 +9,6 @@ violation as text (empty = fine), so a harness can report all of them at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.engine_helpers import new_file_patch
 from tests.helpers import commit_all, git
 from yoi import journal, schema, tickets, yamlio
 from yoi.errors import YoiError
@@ -63,21 +63,6 @@ def clone(src: Path, dst: Path) -> Path:
     """A byte copy of a prepared repository (its .git and runtime dir included)."""
     shutil.copytree(src, dst, symlinks=True)
     return dst
-
-
-def blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
-def new_file_patch(path: str, text: str) -> bytes:
-    data = text.encode("utf-8")
-    lines = "".join(f"+{line}\n" for line in text.splitlines())
-    count = len(text.splitlines())
-    header = "@@ -0,0 +1 @@" if count == 1 else f"@@ -0,0 +1,{count} @@"
-    return (
-        f"diff --git a/{path} b/{path}\nnew file mode 100644\n"
-        f"index 0000000..{blob_id(data)[:7]}\n--- /dev/null\n+++ b/{path}\n{header}\n{lines}"
-    ).encode()
 
 
 def write_patch(repo: Path, name: str) -> str:
