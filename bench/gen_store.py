@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -285,12 +286,40 @@ def generate(
     return made
 
 
-def settle() -> None:
-    """Write the new store out to disk before anything is timed: otherwise the kernel's
-    write-back of tens of thousands of fresh files runs during the first rounds and
-    slows whatever is measured then (the floor as much as yoi, but unevenly)."""
+def settle(timeout_s: float = 180.0) -> None:
+    """Write the new store out to disk, then wait (at most ``timeout_s``) until the CPUs
+    are idle, before anything is timed. Creating tens of thousands of files leaves the
+    kernel busy for a minute or more (write-back, journal, memory scanning) on one core:
+    that slows a measurement that uses two cores and not its one-core floor, so the
+    ratio would describe the kernel's backlog, not yoi."""
     if hasattr(os, "sync"):
         os.sync()
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 3:
+        idle = _idle_fraction(1.0)
+        if idle is None:
+            return  # no /proc/stat: nothing to wait for
+        quiet = quiet + 1 if idle >= 0.9 else 0
+
+
+def _idle_fraction(seconds: float) -> float | None:
+    """The share of CPU time spent idle (or waiting for I/O) over ``seconds``."""
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
+
+    first = sample()
+    time.sleep(seconds)
+    second = sample()
+    if first is None or second is None or second[0] == first[0]:
+        return None
+    return (second[1] - first[1]) / (second[0] - first[0])
 
 
 def add_done(repo: Path, templates: dict[str, Template], start: int, count: int) -> None:
