@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -354,3 +355,39 @@ def test_parallel_readers_and_a_writer_agree_at_the_end(
     )
     assert json.loads(final.stdout) == [list(e) for e in expected]
     same(listed(store), reference(store))
+
+
+def expected_listing(store: Store) -> str:
+    """`ticket list --json --state all` as the full loader and json.dumps make it."""
+    from yoi.output import Output, ticket_dict
+
+    found, invalid = reference(store)
+    found.sort(key=lambda t: (t.created_at, t.slug))
+    data = {
+        "tickets": [ticket_dict(store, t) for t in found],
+        "invalid": [{"path": p.path, "error": p.render()} for p in invalid],
+    }
+    return Output(data).json() + "\n"
+
+
+def test_the_listing_rows_follow_every_change_behind_yois_back(
+    store: Store, store_repo: Path
+) -> None:
+    """The CLI listing (row cache, ready JSON texts) is byte for byte what reading every
+    file gives, after in-place same-size edits, added, removed and moved tickets, and
+    after a listing that hid the done tickets (their rows are completed on demand)."""
+    slugs = populate(store)
+    age(store)
+    tickets.transition(store, slugs[3], Action.QUEUE, by="ada")
+    yoi(store_repo, "ticket", "list", "--json")  # cold: done rows stay incomplete
+    assert yoi(store_repo, "ticket", "list", "--json", "--state", "all") == expected_listing(store)
+    edit_in_place(store.ticket_dir(slugs[0]) / TICKET_FILE, "Plain one", "Plain ONE")
+    copy = store.tickets_dir / "open" / "20200101-000000-copied-by-hand"
+    shutil.copytree(store.ticket_dir(slugs[1]), copy)
+    shutil.rmtree(store.ticket_dir(slugs[2]))
+    moved = store.tickets_dir / "done" / slugs[3]
+    store.ticket_dir(slugs[3]).rename(moved)  # a ticket moved to done/ by hand (invalid)
+    for _ in range(2):  # cold for the changed files, then warm
+        listing = yoi(store_repo, "ticket", "list", "--json", "--state", "all")
+        assert listing == expected_listing(store)
+    assert "Plain ONE" in listing and "copied-by-hand" in listing
