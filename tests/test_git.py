@@ -594,3 +594,61 @@ def test_the_diff_repository_is_made_once_kept_and_remade_when_changed(
     git(home / "diff.git", "config", "diff.noprefix", "true")
     assert Repo.open(base_repo).diff_trees(base, new).patch == expected
     assert git(home / "diff.git", "config", "diff.noprefix").strip() == "false"
+
+
+def test_changed_entries_give_the_policy_of_the_whole_trees(base_repo: Path) -> None:
+    """Skipping the subtrees two trees share loses no added, changed or removed entry:
+    the result-tree policy is the same as over every entry (adds, edits, deletions, a
+    directory replaced by a file and back, a symlink, a mode change, a deep new file)."""
+    from yoi import patching
+
+    repo = Repo.open(base_repo)
+    (base_repo / "deep" / "a" / "b").mkdir(parents=True)
+    (base_repo / "deep" / "a" / "b" / "keep.txt").write_text("keep\n")
+    (base_repo / "deep" / "same.txt").write_text("same\n")
+    (base_repo / "dir").mkdir()
+    (base_repo / "dir" / "x.txt").write_text("x\n")
+    (base_repo / "file").write_text("f\n")
+    base = commit_all(base_repo, "base")
+
+    def after(change: Callable[[], object]) -> str:
+        git(base_repo, "checkout", "-q", base, "--", ".")
+        change()
+        return commit_all(base_repo, "change")
+
+    def dir_to_file() -> None:
+        git(base_repo, "rm", "-rq", "dir")
+        (base_repo / "dir").write_text("now a file\n")
+
+    def file_to_dir() -> None:
+        (base_repo / "file").unlink()
+        (base_repo / "file").mkdir()
+        (base_repo / "file" / "inner.txt").write_text("i\n")
+
+    def link_and_mode() -> None:
+        os.symlink("deep", base_repo / "link")
+        (base_repo / "deep" / "same.txt").chmod(0o755)
+
+    changes = [
+        lambda: (base_repo / "deep" / "a" / "b" / "new.txt").write_text("n\n"),
+        lambda: (base_repo / "deep" / "same.txt").write_text("edited\n"),
+        lambda: git(base_repo, "rm", "-q", "deep/a/b/keep.txt"),
+        dir_to_file,
+        file_to_dir,
+        link_and_mode,
+        lambda: (base_repo / ".gitmodules").write_text("[x]\n"),
+    ]
+    for change in changes:
+        new = after(change)
+        whole = patching.check_tree_policy(repo.tree_entries(new), repo.tree_entries(base))
+        changed, before = repo.changed_entries(repo.tree_of(base), repo.tree_of(new))
+        assert patching.check_tree_policy(changed, before) == whole
+        differing = {p for p, m, o in repo.tree_entries(new)} ^ {
+            p for p, m, o in repo.tree_entries(base)
+        }
+        assert differing <= {p for p, _m, _o in changed} | {p for p, _m, _o in before}
+        assert "deep/a/b/keep.txt" not in {p for p, _m, _o in changed} or change is changes[2]
+        git(base_repo, "reset", "-q", "--hard", base)
+    assert repo.entry_at(repo.tree_of(base), "deep/same.txt") is not None
+    assert repo.entry_at(repo.tree_of(base), "deep") is None  # a directory
+    assert repo.entry_at(repo.tree_of(base), "nope/x") is None

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,9 +44,10 @@ class Policy:
 
     def check_tree(self, repo: Repo, base_tree: str, tree: str) -> list[str]:
         """Policy violations of ``tree`` relative to ``base_tree``."""
+        changed, before = repo.changed_entries(base_tree, tree)
         return patching.check_tree_policy(
-            repo.tree_entries(tree),
-            repo.tree_entries(base_tree),
+            changed,
+            before,
             protected=self.protected,
             allow_symlinks=self.allow_symlinks,
             allow_submodules=self.allow_submodules,
@@ -55,27 +56,24 @@ class Policy:
 
 @dataclass(frozen=True)
 class Base:
-    """The base commit of a run and every non-tree entry of its tree."""
+    """The base commit of a run; its entries are looked up by path when a check asks
+    (a run reads the paths its patch names, not the whole tree)."""
 
     commit: str
     tree: str
-    entries: Mapping[str, tuple[int, str]]  # path -> (mode, object id)
+    repo: Repo
 
     @classmethod
     def load(cls, repo: Repo, commit: str) -> Base:
-        entries = {path: (mode, oid) for path, mode, oid in repo.tree_entries(commit)}
-        return cls(commit, repo.tree_of(commit), entries)
+        return cls(commit, repo.tree_of(commit), repo)
 
     def mode_of(self, path: str) -> int | None:
-        entry = self.entries.get(path)
+        entry = self.repo.entry_at(self.tree, path)
         return None if entry is None else entry[0]
 
     def blob_of(self, path: str) -> str | None:
-        entry = self.entries.get(path)
+        entry = self.repo.entry_at(self.tree, path)
         return None if entry is None else entry[1]
-
-    def triples(self) -> Iterator[tuple[str, int, str]]:
-        return ((path, mode, oid) for path, (mode, oid) in self.entries.items())
 
 
 def check_and_apply(
@@ -106,9 +104,10 @@ def check_and_apply(
         tree = worktree.apply_to_index(raw)
     except PatchError as exc:
         return [exc.message]
+    changed, before = repo.changed_entries(base.tree, tree)
     problems = patching.check_tree_policy(
-        repo.tree_entries(tree),
-        base.triples(),
+        changed,
+        before,
         protected=policy.protected,
         allow_symlinks=policy.allow_symlinks,
         allow_submodules=policy.allow_submodules,

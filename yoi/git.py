@@ -181,6 +181,61 @@ class Repo:
                 else:
                     yield path, int(entry.filemode), str(entry.id)
 
+    def entry_at(self, tree: str, path: str) -> tuple[int, str] | None:
+        """``(mode, id)`` of the non-tree entry at ``path`` in ``tree``, or None (absent,
+        or a directory)."""
+        try:
+            entry = self._tree(tree)[path]
+        except (KeyError, ValueError, TypeError, pygit2.GitError):
+            return None
+        if entry.filemode == _TREE_MODE:
+            return None
+        return int(entry.filemode), str(entry.id)
+
+    def changed_entries(
+        self, base_tree: str, tree: str
+    ) -> tuple[list[tuple[str, int, str]], list[tuple[str, int, str]]]:
+        """The non-tree entries of ``tree`` and of ``base_tree`` that lie under subtrees
+        whose ids differ, as (path, mode, id): every entry added, changed or removed is
+        in one of the lists, and subtrees the two trees share are never read, so the
+        cost follows the change, not the size of the repository."""
+        new_out: list[tuple[str, int, str]] = []
+        old_out: list[tuple[str, int, str]] = []
+        stack: list[tuple[str, pygit2.Tree | None, pygit2.Tree | None]] = [
+            ("", self._tree(base_tree), self._tree(tree))
+        ]
+        while stack:
+            prefix, old, new = stack.pop()
+            olds = {str(e.name): e for e in old} if old is not None else {}
+            news = {str(e.name): e for e in new} if new is not None else {}
+            for name in sorted(olds.keys() | news.keys()):
+                o, n = olds.get(name), news.get(name)
+                if o is not None and n is not None and o.id == n.id and o.filemode == n.filemode:
+                    continue  # the same entry (a shared subtree is not even opened)
+                path = f"{prefix}{name}"
+                o_tree = o is not None and o.filemode == _TREE_MODE
+                n_tree = n is not None and n.filemode == _TREE_MODE
+                if o_tree or n_tree:
+                    stack.append(
+                        (
+                            path + "/",
+                            self._lookup(str(o.id), pygit2.Tree)
+                            if o is not None and o_tree
+                            else None,
+                            self._lookup(str(n.id), pygit2.Tree)
+                            if n is not None and n_tree
+                            else None,
+                        )
+                    )
+                if o is not None and not o_tree:
+                    old_out.append((path, int(o.filemode), str(o.id)))
+                if n is not None and not n_tree:
+                    new_out.append((path, int(n.filemode), str(n.id)))
+        return new_out, old_out
+
+    def _subtree(self, entry: pygit2.Object | None, is_tree: bool) -> pygit2.Tree | None:
+        return self._lookup(str(entry.id), pygit2.Tree) if entry is not None and is_tree else None
+
     def tracked_files(self, commit: str) -> list[str]:
         """Paths of the blobs (files and symlinks) in the commit's tree, sorted."""
         return sorted(p for p, mode, _ in self.tree_entries(commit) if mode != _GITLINK_MODE)
