@@ -65,12 +65,13 @@ def _decide(
         _close(tx, path, event, reason, now)
         return TickResult(PROCESSED, ids.event_id, slug, reason.value)
     tickets = engine_view.tickets(store)
+    records = plan.all_records(store)  # read once, under the lock: both checks use them
     problems = [
         rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
-        for p in plan.blocking_prerequisites(store, doc.ticket, tickets=tickets)
+        for p in plan.blocking_prerequisites(store, doc.ticket, tickets=tickets, records=records)
     ]
     if not problems and not doc.ticket.unresolved_blockers:
-        reason_to_wait = plan.start_wait_reason(store, doc.ticket, tickets=tickets)
+        reason_to_wait = plan.start_wait_reason(store, doc.ticket, tickets=tickets, records=records)
         if reason_to_wait is not None:
             plan.record_waiting(tx, store, doc.ticket, reason_to_wait, now=now)
             return TickResult(DEFERRED, ids.event_id, slug, reason_to_wait)

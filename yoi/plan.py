@@ -234,15 +234,30 @@ def queue_problems(store: Store, slug: str) -> list[str]:
     return unfinished_prerequisites(all_records(store), slug, _states(tickets))
 
 
-def blocking_prerequisites(store: Store, ticket: Ticket, *, tickets: Sequence[Ticket]) -> list[str]:
+def blocking_prerequisites(
+    store: Store,
+    ticket: Ticket,
+    *,
+    tickets: Sequence[Ticket],
+    records: Sequence[PlanRecord] | None = None,
+) -> list[str]:
     """Prerequisites of ``ticket`` that will not finish on their own (planning, ready,
-    blocked) or do not exist, in plain words naming each: the engine's BLOCKED path."""
-    return unfinished_prerequisites(all_records(store), ticket.slug, _states(tickets))
+    blocked) or do not exist, in plain words naming each: the engine's BLOCKED path.
+    ``records``: every plan record, when the caller has read them already."""
+    found = all_records(store) if records is None else records
+    return unfinished_prerequisites(found, ticket.slug, _states(tickets))
 
 
-def start_wait_reason(store: Store, ticket: Ticket, *, tickets: Sequence[Ticket]) -> str | None:
+def start_wait_reason(
+    store: Store,
+    ticket: Ticket,
+    *,
+    tickets: Sequence[Ticket],
+    records: Sequence[PlanRecord] | None = None,
+) -> str | None:
     """Why the queued ``ticket`` must wait before it may start, or None (SPEC §5 step 1)."""
-    return wait_reason(all_records(store), ticket, tickets, store.config()["engine"]["capacity"])
+    found = all_records(store) if records is None else records
+    return wait_reason(found, ticket, tickets, store.config()["engine"]["capacity"])
 
 
 def wait_reason(
