@@ -4,6 +4,7 @@ hostile texts, and on records built by yoi's own writers."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -258,4 +259,22 @@ def test_front_matter_split_agrees(text: str) -> None:
         slow: tuple[str, str] | None = yamlio.split_front_matter(text, path="x")
     except InvalidRecordError:
         slow = None
-    assert frontmatter.split(text) == slow
+    assert frontmatter.split(text) == slow == reference_split(text)
+
+
+def reference_split(text: str) -> tuple[str, str] | None:
+    """The front matter rule written out line by line (yoi's first implementation), to
+    hold ``frontmatter.split`` and its shortcuts to."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    first, _, rest = text.partition("\n")
+    if not re.fullmatch(r"---[ \t]*", first):
+        return None
+    offset = 0
+    while offset < len(rest):
+        end = rest.find("\n", offset)
+        line_end = len(rest) if end < 0 else end
+        if re.fullmatch(r"---[ \t]*", rest[offset:line_end]):
+            body = rest[line_end + 1 :]
+            return rest[:offset], body[1:] if body.startswith("\n") else body
+        offset = line_end + 1
+    return None

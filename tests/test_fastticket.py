@@ -332,8 +332,9 @@ def test_valid_generated_tickets_are_mostly_vouched_for() -> None:
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(alphabet="-\n \tab:\r\ufeffx", max_size=40))
-def test_the_listing_shortcut_splits_like_frontmatter(text: str) -> None:
-    from yoi import cache_tickets, frontmatter
+def test_the_shortcut_for_yois_layout_splits_like_the_rule(text: str) -> None:
+    from tests.test_cache_yaml import reference_split
+    from yoi import frontmatter
 
     for sample in (text, "---\n" + text, "---\na: 1\n--- \n" + text, "---\na\n---\n" + text):
-        assert cache_tickets._split(sample) == frontmatter.split(sample), sample
+        assert frontmatter.split(sample) == reference_split(sample), sample

@@ -141,19 +141,10 @@ def _read(file: str | Path, limit: int) -> tuple[cache.Key, str]:
     return cache.stat_key(st), data.decode("utf-8")
 
 
-def _split(text: str) -> tuple[str, str] | None:
-    """``frontmatter.split``, with a shortcut for the layout yoi writes."""
-    end = text.find("\n---", 3)  # the first line that may close the front matter
-    if end > 0 and text.startswith("\n", end + 4) and text.startswith("---\n") and "\r" not in text:
-        body = text[end + 5 :]
-        return text[4 : end + 1], body[1:] if body.startswith("\n") else body
-    return frontmatter.split(text)
-
-
 def fast_front(slug: str, text: str) -> tuple[Front, str] | None:
     """The validated front matter and the body of ``text`` when the fast parsers and
     checkers vouch for them (None: take the slow path)."""
-    parts = _split(text)
+    parts = frontmatter.split(text)
     if parts is None or not is_valid_slug(slug):
         return None
     front: Front | None = fastticket.match(parts[0])

@@ -18,6 +18,10 @@ FENCE = re.compile(r"---[ \t]*")
 
 def split(text: str) -> tuple[str, str] | None:
     """``---\\n<yaml>---\\n<body>`` -> ``(yaml_text, body)``, or None (malformed)."""
+    end = text.find("\n---", 3)  # the layout yoi writes: exact fences, LF, no BOM
+    if end > 0 and text.startswith("\n", end + 4) and text.startswith("---\n") and "\r" not in text:
+        body = text[end + 5 :]
+        return text[4 : end + 1], body[1:] if body.startswith("\n") else body
     text = text.removeprefix("\ufeff")
     if "\r" in text:
         text = text.replace("\r\n", "\n")

@@ -228,11 +228,13 @@ class Store:
             raise InvalidRecordError(rel, [Problem(rel, "", "ticket.md is missing")])
         text = self.read_text(file, limit=MAX_TICKET_BYTES)
         parts = frontmatter.split(text)
-        if parts is not None and is_valid_slug(slug):
-            plain = _canonical_ticket(parts[0])
+        if parts is None:
+            parts = yamlio.split_front_matter(text, path=rel)  # raises, with the reason
+        front_text, body = parts
+        if is_valid_slug(slug):
+            plain = _canonical_ticket(front_text)
             if plain is not None:
-                return TicketDoc(Ticket.from_front(slug, tdir, plain, parts[1]), plain, parts[1])
-        front_text, body = yamlio.split_front_matter(text, path=rel)
+                return TicketDoc(Ticket.from_front(slug, tdir, plain, body), plain, body)
         front = yamlio.load_rt(front_text, path=rel)
         plain = yamlio.to_plain(front)
         check("ticket", plain, rel)
