@@ -161,6 +161,7 @@ def _no_files() -> bytes:
 def _request(job: _Job, worktree: PrivateWorktree | IndexOnly, scratch: Path) -> RunRequest:
     from yoi.git import PrivateWorktree
 
+    files = worktree if isinstance(worktree, PrivateWorktree) else None  # a checkout
     run_dir = job.ticket.path / "runs" / job.run_id
     return RunRequest(
         run_id=job.run_id,
@@ -170,14 +171,14 @@ def _request(job: _Job, worktree: PrivateWorktree | IndexOnly, scratch: Path) ->
         prompt_text=str(job.snapshot.get("full_prompt_text") or ""),
         workorder_path=run_dir / "workorder.yaml",
         snapshot_path=run_dir / "context_snapshot.yaml",
-        worktree=worktree.path if isinstance(worktree, PrivateWorktree) else None,
+        worktree=None if files is None else files.path,
         base_commit=job.base_commit,
         budget_ms=job.budget_ms,
         deadline=job.deadline,
         scratch=scratch,
         repo_root=job.store.root,
         patch_file=job.ticket.patch_file,
-        worktree_diff=worktree.workdir_diff if isinstance(worktree, PrivateWorktree) else _no_files,
+        worktree_diff=_no_files if files is None else files.workdir_diff,
     )
 
 

@@ -469,9 +469,12 @@ class _PrivateIndex:
     """An index of yoi's own over the user's object database: ``apply_to_index`` applies
     a patch there (INDEX only: no file on disk is written) and writes the result tree."""
 
-    _repo: pygit2.Repository
-    _owner: Repo
-    base_commit: str
+    def __init__(self, owner: Repo, path: Path, base_commit: str, what: str):
+        self.path = path
+        self.base_commit = base_commit
+        self._owner = owner
+        with _git_errors(f"cannot open {what} at {path}"):
+            self._repo = pygit2.Repository(str(path))
 
     def apply_to_index(self, patch: bytes) -> str:
         """Apply a git-style patch to this index; return the resulting tree id.
@@ -528,11 +531,7 @@ class IndexOnly(_PrivateIndex):
     not grow with the repository; being bare, it has no work tree to apply to."""
 
     def __init__(self, owner: Repo, path: Path, base_commit: str):
-        self.path = path
-        self.base_commit = base_commit
-        self._owner = owner
-        with _git_errors(f"cannot create the private index at {path}"):
-            self._repo = pygit2.Repository(str(path))
+        super().__init__(owner, path, base_commit, "the private index")
         self.reset_index()
 
 
@@ -540,12 +539,8 @@ class PrivateWorktree(_PrivateIndex):
     """A private detached worktree: the runner edits its files, yoi applies to its INDEX."""
 
     def __init__(self, owner: Repo, name: str, path: Path, base_commit: str):
+        super().__init__(owner, path, base_commit, "the private worktree")
         self.name = name
-        self.path = path
-        self.base_commit = base_commit
-        self._owner = owner
-        with _git_errors(f"cannot open private worktree {path}"):
-            self._repo = pygit2.Repository(str(path))
         self._admin_dir = str(self._repo.path)
 
     def workdir_tree(self) -> str:
