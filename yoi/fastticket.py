@@ -146,7 +146,7 @@ _LISTS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-_SCALARS_ORDER = ("title", "state", "created_at", "updated_at")  # the required keys
+_REQUIRED = ("title", "state", "created_at", "updated_at")
 
 
 def _compile() -> tuple[re.Pattern[str], list[tuple[str, Callable[[str], Any]]]]:
@@ -166,7 +166,7 @@ def _compile() -> tuple[re.Pattern[str], list[tuple[str, Callable[[str], Any]]]]
 _DOCUMENT, _GROUPS = _compile()
 _INDEX = {key: i for i, (key, convert) in reversed(list(enumerate(_GROUPS)))}  # first group
 _LIST_PAIRS = [(_INDEX[key], _INDEX[key] + 1) for key in _LISTS]
-_TITLE, _STATE_AT, _CREATED, _UPDATED = (_INDEX[k] for k in _SCALARS_ORDER)
+_TITLE, _STATE_AT, _CREATED, _UPDATED = (_INDEX[k] for k in _REQUIRED)
 _LABELS_AT = _INDEX["labels"] + 1
 _BLOCKED_AT = _INDEX["blocked_on"] + 1
 
@@ -175,10 +175,16 @@ class Front:
     """A ticket front matter this reader vouched for (``match``): what a listing shows
     at once, every value on demand (``values``)."""
 
-    __slots__ = ("groups", "labels", "title")
+    __slots__ = ("blockers", "groups", "labels", "title")
 
-    def __init__(self, groups: tuple[str | None, ...], title: str, labels: list[str]):
-        self.groups, self.title, self.labels = groups, title, labels
+    def __init__(
+        self,
+        groups: tuple[str | None, ...],
+        title: str,
+        labels: list[str],
+        blockers: list[dict[str, Any]] | None,
+    ):
+        self.groups, self.title, self.labels, self.blockers = groups, title, labels, blockers
 
     @property
     def state(self) -> str:
@@ -189,15 +195,23 @@ class Front:
         return _unquote(self.groups[_CREATED] or '""')
 
     def values(self) -> dict[str, Any]:
-        """The mapping ``yamlio.load_plain`` gives for this front matter."""
+        """The mapping ``yamlio.load_plain`` gives for this front matter (fresh lists:
+        the labels and blockers ``match`` read already are copied, not read again)."""
         out = {
             key: convert(value)
             for (key, convert), value in zip(_GROUPS, self.groups, strict=True)
-            if value is not None and key != "labels"
+            if value is not None and key not in _READ_BY_MATCH
         }
         if self.groups[_LABELS_AT - 1] is not None or self.groups[_LABELS_AT] is not None:
-            out["labels"] = list(self.labels)  # read (and checked) by ``match`` already
+            out["labels"] = list(self.labels)
+        if self.groups[_BLOCKED_AT - 1] is not None:
+            out["blocked_on"] = []
+        elif self.blockers is not None:
+            out["blocked_on"] = [dict(b) for b in self.blockers]
         return out
+
+
+_READ_BY_MATCH = frozenset({"labels", "blocked_on"})
 
 
 def match(front: str) -> Front | None:
@@ -218,13 +232,13 @@ def match(front: str) -> Front | None:
         return None  # a required key is missing
     title = _string(groups[_TITLE] or "")
     labels = groups[_LABELS_AT]
+    blocked = groups[_BLOCKED_AT]
     try:
         got = _labels(labels) if labels is not None else []
-        if groups[_BLOCKED_AT] is not None:
-            _blockers(groups[_BLOCKED_AT] or "")
+        blockers = _blockers(blocked) if blocked is not None else None
     except _No:
         return None
-    return Front(groups, title, got) if len(title) <= 200 else None
+    return Front(groups, title, got, blockers) if len(title) <= 200 else None
 
 
 def load(front: str) -> dict[str, Any] | None:
