@@ -452,3 +452,17 @@ def test_fuzz_corpus_yaml_raises_only_documented_errors(sample: Path) -> None:
                 loader(text, path=sample.name)
     with contextlib.suppress(UsageError):
         yamlio.split_front_matter(text, path=sample.name)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789.-+_:~=<xXoObBeEtTfFnNyYlLaAsSuUiI \t", max_size=12),
+        st.text(max_size=12),
+        st.sampled_from(["yes", "No", "~", "null", ".inf", "2024-01-01", "0x1F", "1_000", "<<"]),
+    )
+)
+def test_typed_elsewhere_is_the_any_of_every_resolver(text: str) -> None:
+    """The single alternation answers as matching each resolver in turn would."""
+    expected = any(r.match(text) for r in yamlio._TYPED_ELSEWHERE)
+    assert yamlio._typed_elsewhere(text) is expected

@@ -107,7 +107,7 @@ def _plan_records(store: Store, loaded: Loaded) -> list[plan.PlanRecord]:
         for p in _plan_paths(loaded.view)
         if (d := loaded.record(p)) is not None
     ]
-    return sorted(records, key=lambda r: (plan.when(r.at), r.record_id))
+    return sorted(records, key=lambda r: r.order)
 
 
 def plan_problems(store: Store, loaded: Loaded, scope: Scope) -> list[Problem]:

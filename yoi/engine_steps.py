@@ -9,6 +9,11 @@ the remaining bookkeeping instead of running a second path:
   RUNNER_ERROR ("the engine stopped during the run") and never re-runs it;
 - a bundle but no run record: the gates are evaluated on the stored bundle;
 - a run record: only the final bookkeeping is left.
+
+When no gate is configured (the built-in gates take milliseconds), the bundle and the
+run record are written in the transaction that finishes the run: one durable step for
+the outcome instead of three. With configured gates (a test suite may run for minutes),
+the bundle is made durable before they start and the run record before the finish.
 """
 
 from __future__ import annotations
@@ -63,30 +68,38 @@ def _now() -> str:
     return clock.format_ts(clock.now())
 
 
+Files = dict[str, tuple[str | None, Any]]  # run-dir file name -> (schema kind or None, data)
+
+
 def run_accepted(ctx: RunContext) -> TickResult:
     """Carry an accepted workorder to the end (see the module docstring)."""
     workorder = ctx.read("workorder.yaml", "workorder")
-    run_dir = ctx.run_dir()
-    if not (run_dir / RECORD).exists():
-        produced = _bundle(ctx, workorder)
-        record = _evaluate(ctx, workorder, produced)
-        _write(ctx, {RECORD: ("run_record", record)})
+    if (ctx.run_dir() / RECORD).exists():
+        return _finish(ctx, {})
+    stepwise = bool(ctx.store.config().get("gates"))
+    produced, files = _bundle(ctx, workorder)
+    if stepwise and files:
+        _write(ctx, files)
+        faults.crashpoint("engine.bundle")
+        files = {}
+    files[RECORD] = ("run_record", _evaluate(ctx, workorder, produced))
+    if stepwise:
+        _write(ctx, files)
         faults.crashpoint("engine.run_record")
-    return _finish(ctx)
+        files = {}
+    return _finish(ctx, files)
 
 
 # ---- runner -> output bundle --------------------------------------------------------------
-def _bundle(ctx: RunContext, workorder: dict[str, Any]) -> Produced:
+def _bundle(ctx: RunContext, workorder: dict[str, Any]) -> tuple[Produced, Files]:
+    """The run's output (and the files still to write for it: none when it was read
+    back from an earlier engine's bundle)."""
     run_dir = ctx.run_dir()
     if (run_dir / BUNDLE).exists():
         bundle = ctx.read(BUNDLE, "output_bundle")
         patch = rec.bundle_patch(bundle)
-        return Produced(
-            bundle,
-            patch,
-            _execution_from(ctx, workorder, bundle, patch),
-            str(workorder["created_at"]),
-        )
+        execution = _execution_from(ctx, workorder, bundle, patch)
+        return Produced(bundle, patch, execution, str(workorder["created_at"])), {}
     snapshot = ctx.read("context_snapshot.yaml", "context_snapshot")
     if ctx.fresh:
         produced = _execute(ctx, workorder, snapshot)
@@ -99,12 +112,10 @@ def _bundle(ctx: RunContext, workorder: dict[str, Any]) -> Produced:
             "The runner's result (if any) was not recorded and the run is not repeated."
         )
         produced = _error(ctx, workorder, snapshot, notes, str(workorder["created_at"]))
-    files: dict[str, tuple[str | None, Any]] = {BUNDLE: ("output_bundle", produced.bundle)}
+    files: Files = {BUNDLE: ("output_bundle", produced.bundle)}
     if produced.patch:
         files[PATCH] = (None, produced.patch)
-    _write(ctx, files)
-    faults.crashpoint("engine.bundle")
-    return produced
+    return produced, files
 
 
 def _error(
@@ -228,19 +239,24 @@ def _evaluate(ctx: RunContext, workorder: dict[str, Any], produced: Produced) ->
     )
 
 
-def _write(ctx: RunContext, files: dict[str, tuple[str | None, Any]]) -> None:
+def _write(ctx: RunContext, files: Files) -> None:
     """Create run files (create-if-absent) in one fenced transaction."""
     with ctx.store.transaction(fence=ctx.lease.check) as tx:
-        run_dir = ctx.run_dir()
-        for name, (kind, data) in files.items():
-            if kind is None:
-                tx.write_bytes(run_dir / name, data, create=True)
-            else:
-                tx.write_record(run_dir / name, kind, data, create=True)
+        _queue_files(tx, ctx.run_dir(), files)
+
+
+def _queue_files(tx: Transaction, run_dir: Path, files: Files) -> None:
+    for name, (kind, data) in files.items():
+        if kind is None:
+            tx.write_bytes(run_dir / name, data, create=True)
+        else:
+            tx.write_record(run_dir / name, kind, data, create=True)
 
 
 # ---- terminal state, pause, workorder EXECUTED, event processed -----------------------------
-def _finish(ctx: RunContext) -> TickResult:
+def _finish(ctx: RunContext, files: Files) -> TickResult:
+    """The outcome in one transaction: ``files`` (run files not yet written), the
+    workorder EXECUTED, the event processed, and the ticket concluded."""
     with ctx.store.transaction(fence=ctx.lease.check) as tx:
         now = _now()
         doc = ctx.store.load_ticket(ctx.slug)
@@ -249,6 +265,7 @@ def _finish(ctx: RunContext) -> TickResult:
         event_path = events.event_path(tdir, ctx.ids.event_id)
         event = ctx.store.read_record(event_path, "event")
         if not event["processed"]:
+            _queue_files(tx, run_dir, files)
             workorder = ctx.store.read_record(run_dir / "workorder.yaml", "workorder")
             if workorder["status"] != "EXECUTED":
                 workorder.update(status="EXECUTED", executed_at=now)
@@ -259,19 +276,29 @@ def _finish(ctx: RunContext) -> TickResult:
                 events.mark_processed(event, EventReason.EXECUTED, now, ctx.ids.run_id),
             )
             if doc.ticket.state is State.INPROGRESS:
-                _conclude(tx, doc, run_dir, now)
+                _conclude(tx, doc, run_dir, now, files)
     faults.crashpoint("engine.finished")
     return TickResult(
         PROCESSED, ctx.ids.event_id, ctx.slug, EventReason.EXECUTED.value, ctx.ids.run_id
     )
 
 
-def _conclude(tx: Transaction, doc: TicketDoc, run_dir: Path, now: str) -> None:
+def _pending(tx: Transaction, run_dir: Path, files: Files, name: str) -> dict[str, Any]:
+    """A run file's record: from this transaction's pending ``files`` or from disk."""
+    pending = files.get(name)
+    if pending is not None:
+        data: dict[str, Any] = pending[1]
+        return data
+    kind = "run_record" if name == RECORD else "output_bundle"
+    return tx.store.read_record(run_dir / name, kind)
+
+
+def _conclude(tx: Transaction, doc: TicketDoc, run_dir: Path, now: str, files: Files) -> None:
     """inprogress -> done | blocked with its pause state and thread entries, then the
     bucket move (queued last, so every write above lands before the directory moves)."""
     store, ticket = tx.store, doc.ticket
-    record = store.read_record(run_dir / RECORD, "run_record")
-    bundle = store.read_record(run_dir / BUNDLE, "output_bundle")
+    record = _pending(tx, run_dir, files, RECORD)
+    bundle = _pending(tx, run_dir, files, BUNDLE)
     reason, actions, detail = rec.outcome_pause(ticket.slug, record, bundle)
     pause = rec.pause_state(
         ticket.slug, reason, actions, now=now, run_id=str(record["run_id"]), detail=detail[:2000]

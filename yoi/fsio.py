@@ -97,6 +97,33 @@ def _write_tmp(directory: Path, name: str, data: bytes, mode: int) -> str:
     return tmp
 
 
+def stage(path: Path, data: bytes, *, mode: int = 0o644) -> tuple[int, str]:
+    """The first half of a batch of atomic writes: a temp file beside ``path`` holding
+    ``data``, not yet synced; returns its open descriptor and name. The caller syncs it
+    (``sync_staged``) before it renames or links it into place, so the rule of
+    ``atomic_write`` holds, while the fsyncs of a whole batch come after all of its
+    files were made: creating a file right after an fsync waits for that commit on ext4,
+    and the first fsync of a batch commits the metadata of the others with it."""
+    fd, tmp = _tmp_in(path.parent, path.name)
+    try:
+        faults.io("write")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return fd, tmp
+
+
+def sync_staged(fd: int) -> None:
+    faults.io("fsync")
+    os.fsync(fd)
+
+
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data``: a crash leaves the old or the new file."""
     try:
@@ -154,11 +181,16 @@ def check_no_symlinks(path: Path, *, stop: Path) -> None:
             return
 
 
-def ensure_dir(path: Path, *, stop: Path) -> None:
-    """``mkdir -p path`` below ``stop`` that refuses any symlinked component."""
+def ensure_dir(path: Path, *, stop: Path, known: set[Path] | None = None) -> None:
+    """``mkdir -p path`` below ``stop`` that refuses any symlinked component. ``known``:
+    directories already checked by the caller's batch (skipped; ``path`` is added)."""
+    if known is not None and path in known:
+        return
     current = stop
     for part in path.relative_to(stop).parts:
         current = current / part
+        if known is not None and current in known:
+            continue
         if current.is_symlink():
             raise _symlink_refusal(current)
         if not current.is_dir():
@@ -169,6 +201,8 @@ def ensure_dir(path: Path, *, stop: Path) -> None:
                 pass
             except OSError as exc:
                 raise io_error("create the directory", current, exc) from exc
+        if known is not None:
+            known.add(current)
 
 
 def read_bytes(path: Path, *, limit: int) -> bytes:

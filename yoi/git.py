@@ -106,6 +106,9 @@ class WorktreeInfo:
     prunable: bool
 
 
+_TRACKED: dict[str, tuple[str, ...]] = {}  # tree id -> tracked_files (immutable per id)
+_TRACKED_MAX = 16
+
 class Repo:
     """A git repository (work tree or bare) opened with pygit2."""
 
@@ -237,8 +240,17 @@ class Repo:
         return self._lookup(str(entry.id), pygit2.Tree) if entry is not None and is_tree else None
 
     def tracked_files(self, commit: str) -> list[str]:
-        """Paths of the blobs (files and symlinks) in the commit's tree, sorted."""
-        return sorted(p for p, mode, _ in self.tree_entries(commit) if mode != _GITLINK_MODE)
+        """Paths of the blobs (files and symlinks) in the commit's tree, sorted. A tree's
+        content never changes under its id, so the list is kept per tree id (an engine
+        run snapshots the same base for every ticket)."""
+        tree = str(self._tree(commit).id)
+        found = _TRACKED.get(tree)
+        if found is None:
+            found = tuple(sorted(p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE))
+            if len(_TRACKED) >= _TRACKED_MAX:
+                _TRACKED.clear()
+            _TRACKED[tree] = found
+        return list(found)
 
     def blob_id_for(self, commit: str, path: str) -> str | None:
         entry = self._entry(commit, path)

@@ -98,7 +98,11 @@ def preflight(store_dir: Path, ops: Sequence[Op]) -> None:
 
 
 def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> None:
-    """Apply ``ops`` in order, idempotently; resume after the last completed move."""
+    """Apply ``ops`` in order, idempotently; resume after the last completed move.
+
+    Writes and removals between two moves are applied as a batch (``_apply_batch``): all
+    temp files first, then their fsyncs, then the renames in order. A move runs alone,
+    so nothing of a later write exists before the move that comes first has happened."""
     start = 0
     for i, op in enumerate(ops):
         if isinstance(op, Move):
@@ -106,45 +110,100 @@ def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> 
             if not src.exists() and dst.exists():
                 start = i + 1  # everything up to this move already happened
     dirs: set[Path] = set()
-    for i, op in enumerate(ops[start:], start=start):
-        _apply_one(store_dir, op, dirs)
-        if crash_prefix:
-            faults.crashpoint(f"{crash_prefix}.op{i}")
+    known: set[Path] = set()
+    i = start
+    while i < len(ops):
+        op = ops[i]
+        if isinstance(op, Move):
+            _move(store_dir, op, dirs)
+            known.clear()  # directories moved: check again
+            if crash_prefix:
+                faults.crashpoint(f"{crash_prefix}.op{i}")
+            i += 1
+            continue
+        j = i
+        while j < len(ops) and not isinstance(ops[j], Move):
+            j += 1
+        _apply_batch(store_dir, ops[i:j], i, dirs, known, crash_prefix)
+        i = j
     for d in sorted(dirs):
         if d.is_dir():
             fsio.fsync_dir(d)
 
 
-def _apply_one(store_dir: Path, op: Op, dirs: set[Path]) -> None:
-    if isinstance(op, Write):
-        path = _safe_rel(store_dir, op.path)
-        fsio.ensure_dir(path.parent, stop=store_dir)
-        if op.create:
-            if not path.exists():
-                fsio.create_exclusive(path, op.data)
+def _apply_batch(
+    store_dir: Path,
+    ops: Sequence[Op],
+    first: int,
+    dirs: set[Path],
+    known: set[Path],
+    crash_prefix: str,
+) -> None:
+    """Writes and removals (no move): stage every write's temp file, sync them all,
+    then rename (or link, for create-if-absent) and remove in order."""
+    staged: dict[int, tuple[int, str]] = {}
+    try:
+        for k, op in enumerate(ops):
+            if isinstance(op, Write):
+                path = _safe_rel(store_dir, op.path)
+                fsio.ensure_dir(path.parent, stop=store_dir, known=known)
+                if not (op.create and path.exists()):
+                    staged[k] = fsio.stage(path, op.data)
+        for fd, _tmp in staged.values():
+            fsio.sync_staged(fd)
+        for k, op in enumerate(ops):
+            if isinstance(op, Write):
+                path = _safe_rel(store_dir, op.path)
+                if k in staged:
+                    _place(path, staged[k][1], create=op.create)
+                dirs.add(path.parent)
+            else:
+                assert isinstance(op, Remove)
+                _remove(store_dir, op, dirs)
+            if crash_prefix:
+                faults.crashpoint(f"{crash_prefix}.op{first + k}")
+    finally:
+        for fd, tmp in staged.values():
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)  # placed ones were renamed away (or linked: this ends it)
+
+
+def _place(path: Path, tmp: str, *, create: bool) -> None:
+    try:
+        if create:
+            faults.io("link")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # never overwrites: an existing file is kept
         else:
-            fsio.atomic_write(path, op.data, sync_dir=False)
-        dirs.add(path.parent)
-    elif isinstance(op, Move):
-        src, dst = _safe_rel(store_dir, op.src), _safe_rel(store_dir, op.dst)
-        if src.exists() and not dst.exists():
-            fsio.ensure_dir(dst.parent, stop=store_dir)
-            try:
-                faults.io("rename")
-                os.rename(src, dst)
-            except OSError as exc:
-                raise fsio.io_error("move the directory", src, exc) from exc
-            dirs.update({src.parent, dst.parent})
-    else:
-        path = _safe_rel(store_dir, op.path)
+            faults.io("rename")
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise fsio.io_error("write the file", path, exc) from exc
+
+
+def _move(store_dir: Path, op: Move, dirs: set[Path]) -> None:
+    src, dst = _safe_rel(store_dir, op.src), _safe_rel(store_dir, op.dst)
+    if src.exists() and not dst.exists():
+        fsio.ensure_dir(dst.parent, stop=store_dir)
         try:
             faults.io("rename")
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+            os.rename(src, dst)
         except OSError as exc:
-            raise fsio.io_error("remove the file", path, exc) from exc
-        dirs.add(path.parent)
+            raise fsio.io_error("move the directory", src, exc) from exc
+        dirs.update({src.parent, dst.parent})
+
+
+def _remove(store_dir: Path, op: Remove, dirs: set[Path]) -> None:
+    path = _safe_rel(store_dir, op.path)
+    try:
+        faults.io("rename")
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise fsio.io_error("remove the file", path, exc) from exc
+    dirs.add(path.parent)
 
 
 def commit(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> None:

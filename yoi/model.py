@@ -17,9 +17,9 @@ class ParseEnum(StrEnum):
 
     @classmethod
     def parse(cls, value: str, *, what: str | None = None) -> Self:
-        for member in cls:
-            if member.value == value:
-                return member
+        member = cls._value2member_map_.get(value) if isinstance(value, str) else None
+        if member is not None:
+            return member  # type: ignore[return-value]
         valid = ", ".join(m.value for m in cls)
         label = what or cls.__name__
         raise UsageError(f"unknown {label} '{value}'; valid values: {valid}")

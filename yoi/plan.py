@@ -8,9 +8,11 @@ set and the kick rules in ``orchestrate``.
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from yoi import clock
 from yoi.errors import YoiError
 from yoi.model import PlanKind, State, Ticket
-from yoi.store import Store, Transaction
+from yoi.store import BUCKETS, Store, Transaction
 
 if TYPE_CHECKING:
     from yoi.orchestrate import KickResult
@@ -40,14 +42,16 @@ RELATION_KINDS = (
 class PlanRecord:
     path: Path
     data: dict[str, Any]
+    kind: PlanKind = field(init=False)
+    order: tuple[datetime, str] = field(init=False)  # oldest first: (at, record_id)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", PlanKind.parse(str(self.data["kind"])))
+        object.__setattr__(self, "order", (when(str(self.data["at"])), self.record_id))
 
     @property
     def record_id(self) -> str:
         return str(self.data["record_id"])
-
-    @property
-    def kind(self) -> PlanKind:
-        return PlanKind.parse(str(self.data["kind"]))
 
     @property
     def ticket(self) -> str:
@@ -72,20 +76,82 @@ class PlanRecord:
 def ticket_records(store: Store, tdir: Path) -> list[PlanRecord]:
     """The valid plan records in one ticket directory, oldest first. Invalid files are
     skipped here (``yoi doctor`` reports them)."""
-    out = []
-    for path in store.record_files(tdir, PLAN_DIR):
-        try:
-            out.append(PlanRecord(path, store.read_record(path, "plan_record")))
-        except YoiError:
-            continue
-    return sorted(out, key=lambda r: (when(r.at), r.record_id))
+    return sorted(_dir_records(store, f"{tdir}/{PLAN_DIR}"), key=_order)
 
 
 def all_records(store: Store) -> list[PlanRecord]:
     out: list[PlanRecord] = []
-    for _bucket, _slug, tdir in store.iter_ticket_dirs():
-        out.extend(ticket_records(store, tdir))
-    return sorted(out, key=lambda r: (when(r.at), r.record_id))
+    for bucket in BUCKETS:
+        base = f"{store.tickets_dir}/{bucket}"
+        for name in store.bucket_names(bucket):
+            out.extend(_dir_records(store, f"{base}/{name}/{PLAN_DIR}"))
+    return sorted(out, key=_order)
+
+
+def _order(record: PlanRecord) -> tuple[datetime, str]:
+    return record.order
+
+
+# What this process has read already, keyed by the identity of the file or directory
+# (``yoi.cache.stat_key``, as the derived caches key theirs): a tick reads every
+# ticket's plan records and an engine run ticks once per event, so an unchanged plan
+# directory costs one ``lstat`` and an unchanged record one more, not a listing, a parse
+# and a validation. Anything changed, replaced or touched misses; a racy key (changed
+# within the last clock step) is never kept.
+Key = tuple[int, int, int, int]
+_NAMES: dict[str, tuple[Key, tuple[str, ...]]] = {}
+_RECORDS: dict[str, tuple[Key, PlanRecord]] = {}
+
+
+def _dir_records(store: Store, base: str) -> list[PlanRecord]:
+    out = []
+    for name in _names(base):
+        found = _read(store, f"{base}/{name}")
+        if found is not None:
+            out.append(found)
+    return out
+
+
+def _names(base: str) -> tuple[str, ...]:
+    from yoi import cache
+
+    read_at = time.time_ns()
+    try:
+        key = cache.stat_key(os.lstat(base))
+    except OSError:
+        return ()
+    hit = _NAMES.get(base)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    try:
+        names = tuple(
+            sorted(n for n in os.listdir(base) if n.endswith(".yaml") and not n.startswith("."))
+        )
+    except OSError:
+        return ()
+    if not cache.is_racy(key, read_at):
+        _NAMES[base] = (key, names)
+    return names
+
+
+def _read(store: Store, path: str) -> PlanRecord | None:
+    from yoi import cache
+
+    read_at = time.time_ns()
+    try:
+        key = cache.stat_key(os.lstat(path))
+    except OSError:
+        return None
+    hit = _RECORDS.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    try:
+        record = PlanRecord(Path(path), store.read_record(Path(path), "plan_record"))
+    except YoiError:
+        return None
+    if not cache.is_racy(key, read_at):
+        _RECORDS[path] = (key, record)
+    return record
 
 
 def when(ts: str | None) -> datetime:
@@ -99,7 +165,7 @@ def when(ts: str | None) -> datetime:
 def since(records: Sequence[PlanRecord], kind: PlanKind, queued_at: str | None) -> list[PlanRecord]:
     """Records of ``kind`` written at or after ``queued_at`` (all of them when unset)."""
     start = when(queued_at) if queued_at else None
-    return [r for r in records if r.kind is kind and (start is None or when(r.at) >= start)]
+    return [r for r in records if r.kind is kind and (start is None or r.order[0] >= start)]
 
 
 # ---- writing ---------------------------------------------------------------------------

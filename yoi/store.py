@@ -150,8 +150,11 @@ class Store:
         from yoi import journal
 
         try:
-            with self.lock():
-                if journal.roll_forward(self.runtime("journal")):
+            lock = self.lock()
+            with lock:
+                # The outermost acquisition completes interrupted changes; a nested one
+                # (a fence check inside a transaction) already runs after it.
+                if lock.lock_counter == 1 and journal.roll_forward(self.runtime("journal")):
                     self.touch_done()  # a completed commit may have written into done/
                 yield
         except Timeout as exc:
@@ -353,7 +356,7 @@ class Transaction:
     def commit(self) -> None:
         from yoi import journal
 
-        ops, self.ops = self.ops, []
+        ops, self.ops = _last_writes(self.ops), []
         slugs = {slug for op in ops if (slug := _done_slug(op)) is not None}
         if not slugs:
             journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
@@ -365,6 +368,26 @@ class Transaction:
         journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
         self.store.touch_done()
         cache_events.note_done_writes(self.store, slugs, before)
+
+
+def _last_writes(ops: list[journal.Op]) -> list[journal.Op]:
+    """``ops`` without the replacing writes that a later replacing write of the same file
+    makes moot (a thread that gets three entries in one transaction is written once).
+    Only within a stretch without moves and removals, so the order of effects holds."""
+    from yoi import journal
+
+    later: set[str] = set()
+    kept: list[journal.Op] = []
+    for op in reversed(ops):
+        if not isinstance(op, journal.Write):
+            later.clear()
+        elif not op.create:
+            if op.path in later:
+                continue
+            later.add(op.path)
+        kept.append(op)
+    kept.reverse()
+    return kept
 
 
 def _done_slug(op: journal.Op) -> str | None:

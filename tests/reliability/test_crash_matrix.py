@@ -157,10 +157,12 @@ def whole_files(store: Store) -> list[str]:
 
 
 def leftovers(store: Store, *points: str | None) -> list[str]:
-    """Orphan temp files: only after a crash between a temp write and its rename; the
-    janitor removes them once they are old."""
+    """Orphan temp files: only after a crash between a temp write and its rename (in
+    ``atomic_write``, or between the renames of a journaled batch, whose later files are
+    staged first: ``journal.apply_ops``); the janitor removes them once they are old."""
     temps = s.temp_files(store)
-    if temps and not any(p and p.startswith("fsio.tmp") for p in points):
+    staging = ("fsio.tmp", "txn.op", "roll.op")
+    if temps and not any(p and p.startswith(staging) for p in points):
         return [f"temp files after a crash at {points}: {temps}"]
     janitor.clean(store, now=time.time() + 3600)
     left = s.temp_files(store)
