@@ -347,14 +347,24 @@ def test_execution_from_bundle_restores_the_execution(rig: Rig) -> None:
 def test_a_runner_without_a_checkout_gets_an_index_only_repository(rig: Rig) -> None:
     """The patch-file runner needs no files on disk: nothing is checked out, no worktree
     is registered, the result is the same commit tree a worktree run makes, the private
-    repository shares the user's objects and is gone afterwards, the user is untouched."""
+    repository (this process's slot under the cache) shares the user's objects, nothing
+    is left under worktrees/, the user is untouched."""
     seen: list[RunRequest] = []
+    slots_dir = rig.store.runtime_dir / "cache" / "index"
 
     class Watching(PatchFileRunner):
         def produce(self, request: RunRequest) -> Candidate:
             seen.append(request)
-            path = rig.store.runtime_dir / "worktrees" / request.run_id
-            assert (path / "objects").is_symlink() and not (path / "src").exists()
+            made = [p for p in slots_dir.iterdir() if p.is_dir()]
+            assert len(made) == 1 and (made[0] / "objects").is_symlink()
+            assert sorted(p.name for p in made[0].iterdir()) == [
+                "HEAD",
+                "config",
+                "index",
+                "objects",
+                "refs",
+            ]
+            assert not (rig.store.runtime_dir / "worktrees" / request.run_id).exists()
             assert not git(rig.root, "worktree", "list").count("\n") > 1
             return super().produce(request)
 

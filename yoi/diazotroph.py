@@ -138,7 +138,7 @@ def execute(
                 base.commit, path, job.run_id
             )
         else:
-            worktree = repo.add_index_only(base.commit, path)  # nothing checked out
+            worktree = repo.index_only(base.commit)  # nothing checked out; kept per process
         result = _run(job, base, worktree, scratch, runner, fence)
     except FencedError:
         raise

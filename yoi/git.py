@@ -36,6 +36,7 @@ from typing import TypeVar
 import pygit2
 from pygit2.enums import ApplyLocation, DiffFind, DiffOption, ObjectType
 
+from yoi import slots
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
 from yoi.patching import FileChange, NormalizedDiff, quote_spaced_names
 
@@ -108,6 +109,7 @@ class WorktreeInfo:
 
 _TRACKED: dict[str, tuple[str, ...]] = {}  # tree id -> tracked_files (immutable per id)
 _TRACKED_MAX = 16
+_OPENED: dict[str, tuple[tuple[int, int], Repo]] = {}  # git dir -> (its identity, handle)
 
 class Repo:
     """A git repository (work tree or bare) opened with pygit2."""
@@ -118,12 +120,25 @@ class Repo:
 
     @classmethod
     def open(cls, path: Path | str) -> Repo:
-        """Discover the repository containing ``path`` (a work tree, linked worktree or bare)."""
+        """Discover the repository containing ``path`` (a work tree, linked worktree or
+        bare). One handle per repository and process is kept (libgit2's handles are
+        long-lived by design: refs, config and packs are re-read from disk when they
+        change), so an engine run does not rebuild its object cache for every step; a
+        git directory replaced under the same path (another inode) gets a new one."""
         with _git_errors(f"cannot open a git repository at {path}"):
             found = pygit2.discover_repository(str(path))
             if found is None:
                 raise GitError(f"not a git repository: {path}")
-            return cls(pygit2.Repository(found))
+            st = os.stat(found)
+            identity = (st.st_dev, st.st_ino)
+            held = _OPENED.get(found)
+            if held is not None and held[0] == identity:
+                return held[1]
+            repo = cls(pygit2.Repository(found))
+            if len(_OPENED) >= _TRACKED_MAX:
+                _OPENED.clear()
+            _OPENED[found] = (identity, repo)
+            return repo
 
     @property
     def workdir(self) -> Path | None:
@@ -443,19 +458,26 @@ class Repo:
                     found.append(WorktreeInfo(name, Path(worktree.path), worktree.is_prunable))
             return found
 
-    def add_index_only(self, base_commit: str, path: Path) -> IndexOnly:
-        """An ``IndexOnly`` at ``path`` (which must not exist), reset to ``base_commit``."""
-        path = Path(path).absolute()
-        if path.exists() or path.is_symlink():
-            raise GitError(f"cannot create the private index: {path} already exists")
+    def index_only(self, base_commit: str) -> IndexOnly:
+        """This process's ``IndexOnly`` for this repository, reset to ``base_commit``."""
         self._lookup(base_commit, pygit2.Commit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _git_errors(f"cannot create the private index at {path}"):
-            pygit2.init_repository(str(path), bare=True)
-            objects = path / "objects"
-            shutil.rmtree(objects)
-            objects.symlink_to((self.common_dir / "objects").resolve(), target_is_directory=True)
-        return IndexOnly(self, path, base_commit)
+        key = str(self.common_dir)
+        held = _INDEX_ONLY.get(key)
+        if held is not None and not _index_repo_ok(held[1].path, self.common_dir):
+            slots.release(held[0])
+            held = None
+        if held is None:
+            slot = slots.claim(self.common_dir / "yoi" / "cache" / "index")
+            try:
+                if not _index_repo_ok(slot.path, self.common_dir):
+                    _make_index_repo(slot.path, self.common_dir)
+                held = (slot, IndexOnly(self, slot.path, base_commit))
+            except BaseException:
+                slots.release(slot)
+                raise
+            _INDEX_ONLY[key] = held
+        held[1].reset_to(self, base_commit)
+        return held[1]
 
     @contextmanager
     def private_worktree(
@@ -472,7 +494,7 @@ class Repo:
 
     def diff_trees(self, base_tree: str, new_tree: str) -> NormalizedDiff:
         """The normalized diff between two trees (or commits), independent of user config."""
-        if self._differ is None:
+        if self._differ is None or not self._differ.unchanged():
             self._differ = _DiffRepo(self.common_dir / "objects", self.common_dir / "yoi" / "cache")
         return self._differ.diff(base_tree, new_tree)
 
@@ -537,14 +559,56 @@ class _PrivateIndex:
 
 class IndexOnly(_PrivateIndex):
     """A private index without a checkout, for runs whose runner needs no files on disk:
-    a bare repository at ``path`` whose ``objects`` is a symlink to the user's object
-    database (so the blobs and trees ``apply_to_index`` writes are the user's, as with a
-    linked worktree), with its own index file. Nothing is checked out, so the cost does
-    not grow with the repository; being bare, it has no work tree to apply to."""
+    a bare repository whose ``objects`` is a symlink to the user's object database (so
+    the blobs and trees ``apply_to_index`` writes are the user's, as with a linked
+    worktree), with its own index file. Nothing is checked out, so the cost does not
+    grow with the repository; being bare, it has no work tree to apply to.
+
+    One is kept per process and repository (``Repo.index_only``) in a slot under
+    ``<git-common-dir>/yoi/cache/index/`` that this process holds locked: an engine run
+    reuses it for every ticket, with the index of each base tree read once and restored
+    from its bytes, and libgit2's object cache kept warm. A process that dies frees its
+    slot; the next one takes it over as it is (every run starts with ``reset_index``)."""
 
     def __init__(self, owner: Repo, path: Path, base_commit: str):
         super().__init__(owner, path, base_commit, "the private index")
+        self._pristine: str | None = None  # the tree the index holds untouched, if any
         self.reset_index()
+
+    def reset_to(self, owner: Repo, base_commit: str) -> None:
+        self._owner, self.base_commit = owner, base_commit
+        self.reset_index()
+
+    def reset_index(self) -> None:
+        """The index of the base tree (a no-op when nothing was applied since)."""
+        tree = self._owner.tree_of(self.base_commit)
+        if self._pristine == tree:
+            return
+        self._pristine = None
+        key = (str(self._owner.common_dir), tree)
+        data = _BASE_INDEX.get(key)
+        index_file = self.path / "index"
+        with _git_errors("cannot reset the private index"):
+            if data is None:
+                super().reset_index()
+                data = index_file.read_bytes()
+                if len(_BASE_INDEX) >= _TRACKED_MAX:
+                    _BASE_INDEX.clear()
+                _BASE_INDEX[key] = data
+            else:
+                index_file.write_bytes(data)
+                self._repo.index.read(True)
+        self._pristine = tree
+
+    def apply_to_index(self, patch: bytes) -> str:
+        self._pristine = None
+        return super().apply_to_index(patch)
+
+
+# (common dir, tree id) -> the bytes of an index file holding exactly that tree
+_BASE_INDEX: dict[tuple[str, str], bytes] = {}
+# common dir -> this process's private index for that repository (``Repo.index_only``)
+_INDEX_ONLY: dict[str, tuple[slots.Slot, IndexOnly]] = {}
 
 
 class PrivateWorktree(_PrivateIndex):
@@ -572,6 +636,44 @@ class PrivateWorktree(_PrivateIndex):
         return self._owner.diff_trees(base, self.workdir_tree()).patch
 
 
+_INDEX_REPO_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tbare = true\n"
+
+
+def _index_repo_ok(path: Path, common_dir: Path) -> bool:
+    """``path`` is a private index repository over ``common_dir``'s objects."""
+    try:
+        return (
+            os.readlink(path / "objects") == str((common_dir / "objects").resolve())
+            and (path / "config").read_text() == _INDEX_REPO_CONFIG
+            and (path / "HEAD").is_file()
+            and (path / "refs").is_dir()
+        )
+    except OSError:
+        return False
+
+
+def _make_index_repo(path: Path, common_dir: Path) -> None:
+    """A minimal bare repository at ``path`` (replacing whatever is there), written by
+    hand: no template directory, hooks or config of the user's ``init`` is copied."""
+    with _git_errors(f"cannot create the private index at {path}"):
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path)
+        (path / "refs" / "heads").mkdir(parents=True)
+        (path / "HEAD").write_text("ref: refs/heads/main\n")
+        (path / "config").write_text(_INDEX_REPO_CONFIG)
+        (path / "objects").symlink_to((common_dir / "objects").resolve(), target_is_directory=True)
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc.args[0]) if exc.args else type(exc).__name__
 
@@ -594,8 +696,14 @@ class _DiffRepo:
             if repo is None:
                 raise GitError(f"cannot prepare the diff repository in {root}")
         self._repo = repo
+        self._config = root / "diff.git" / "config"
+        self._config_key = _identity(self._config)
         with _git_errors("cannot prepare the diff repository"):
             self._repo.odb.add_disk_alternate(str(objects_dir))
+
+    def unchanged(self) -> bool:
+        """Its config file is the one checked when it was opened (else: open it again)."""
+        return _identity(self._config) == self._config_key
 
     @staticmethod
     def _open(root: Path) -> pygit2.Repository | None:
