@@ -134,10 +134,45 @@ def cache_path(runtime_dir: Path, yoi_dir: Path, name: str) -> Path:
     return runtime_dir / CACHE_DIR / f"{name}-{store_id(yoi_dir)}.bin"
 
 
+# ---- deferred saves ------------------------------------------------------------------
+# Inside ``deferred()`` (an engine run: every tick changes a few tickets and events, and
+# would rewrite the caches each time), a save keeps the payload in memory and writes it
+# at most once per ``FLUSH_EVERY_S`` per file, and when the outermost ``deferred`` ends.
+# This process's loads see the kept payload. Any version of a cache file is correct
+# (every entry is checked against its file's stat), so another process that reads the
+# older file meanwhile only re-reads the files that changed since.
+FLUSH_EVERY_S = 1.0
+_PENDING: dict[Path, Any] = {}
+_WRITTEN_AT: dict[Path, float] = {}
+_depth = 0
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    global _depth
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0:
+            flush()
+
+
+def flush() -> None:
+    """Write every payload kept by ``deferred`` saves."""
+    pending = list(_PENDING.items())
+    _PENDING.clear()
+    for path, data in pending:
+        _write(path, data)
+
+
 def load(path: Path) -> Any:
     """The payload of a cache file, or None when it is missing, damaged or foreign."""
     if not enabled():
         return None
+    if path in _PENDING:
+        return _PENDING[path]
     try:
         with open(path, "rb") as f:
             blob = f.read(MAX_BYTES)
@@ -161,6 +196,17 @@ def save(path: Path, data: Any) -> None:
     """Replace the cache file atomically; any failure only means no cache."""
     if not enabled():
         return
+    if _depth:
+        _PENDING[path] = data
+        now = time.monotonic()
+        if now - _WRITTEN_AT.get(path, -FLUSH_EVERY_S) < FLUSH_EVERY_S:
+            return
+        del _PENDING[path]
+        _WRITTEN_AT[path] = now
+    _write(path, data)
+
+
+def _write(path: Path, data: Any) -> None:
     try:
         payload = marshal.dumps((fingerprint(), data))
     except ValueError:
@@ -182,6 +228,8 @@ def save(path: Path, data: Any) -> None:
 def drop(runtime_dir: Path) -> int:
     """Remove every cache file (``yoi`` never needs them); returns how many."""
     base = runtime_dir / CACHE_DIR
+    for path in [p for p in _PENDING if p.parent == base]:
+        del _PENDING[path]
     removed = 0
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(base):

@@ -215,12 +215,29 @@ def list_tickets(store: Store) -> tuple[list[Ticket], list[Problem]]:
     files did not change."""
     tickets: list[Ticket] = []
     invalid: list[Problem] = []
-    for base, slug, value, problem in scan(store, TICKETS, None):
+    for base, slug, value, problem, key in scan(store, TICKETS, None):
         if value is not None:
-            tickets.append(decode(value, child(base, slug)))
+            tickets.append(_decoded(base, slug, value, key))
         elif problem is not None:
             invalid.append(Problem(*problem))
     return tickets, invalid
+
+
+# Tickets this process made from cache entries, by ticket directory and the key of the
+# entry's ticket.md: an engine run lists every ticket a few times per tick, and an
+# unchanged file then costs its ``stat`` (in ``scan``), not a new ``Ticket``.
+_DECODED: dict[str, tuple[cache.Key, Ticket]] = {}
+
+
+def _decoded(base: Path, slug: str, value: tuple[Any, ...], key: cache.Key | None) -> Ticket:
+    where = f"{base}/{slug}"
+    held = _DECODED.get(where)
+    if held is not None and key is not None and held[0] == key:
+        return held[1]
+    ticket = decode(value, child(base, slug))
+    if key is not None:
+        _DECODED[where] = (key, ticket)
+    return ticket
 
 
 def list_rows(store: Store, states: set[str]) -> tuple[list[Row], list[Problem]]:
@@ -228,7 +245,7 @@ def list_rows(store: Store, states: set[str]) -> tuple[list[Row], list[Problem]]
     complete (with their JSON text)."""
     rows: list[Row] = []
     invalid: list[Problem] = []
-    for _base, _slug, value, problem in scan(store, ROWS, states):
+    for _base, _slug, value, problem, _key in scan(store, ROWS, states):
         if value is not None:
             rows.append(value)
         elif problem is not None:
@@ -241,10 +258,10 @@ PARALLEL_MIN = 2000  # misses worth a second process (``forked.split_map``)
 
 def scan(
     store: Store, kind: Kind, complete: set[str] | None
-) -> list[tuple[Path, str, Any, tuple[str, str, str] | None]]:
-    """``(bucket dir, slug, make(...) | None, problem | None)`` for every ticket
+) -> list[tuple[Path, str, Any, tuple[str, str, str] | None, cache.Key | None]]:
+    """``(bucket dir, slug, make(...) | None, problem | None, key)`` for every ticket
     directory, open bucket first, by slug; from the ``kind`` cache where the ticket.md
-    did not change. With ``complete``, a cached row of a state in it without its JSON
+    did not change (``key``: the file's, when the value may be kept under it). With ``complete``, a cached row of a state in it without its JSON
     text is made again. Many misses (a cold cache) are read by two processes."""
     from yoi.forked import split_map
 
@@ -279,16 +296,17 @@ def scan(
 
         loaded = split_map(load, misses, min_items=PARALLEL_MIN)
         fresh = iter(loaded)
-        out: list[tuple[Path, str, Any, tuple[str, str, str] | None]] = []
+        out: list[tuple[Path, str, Any, tuple[str, str, str] | None, cache.Key | None]] = []
         for state, base, names, got in found:
             for name, known in zip(names, got, strict=True):
+                stable = True
                 if known is None:
-                    entry, stable = next(fresh)
+                    known, stable = next(fresh)
                     if stable:
-                        state.entries[name] = entry
+                        state.entries[name] = known
                         state.dirty = True
-                    known = entry
-                out.append((base, name, known[4], known[5]))
+                key = (known[0], known[1], known[2], known[3]) if stable else None
+                out.append((base, name, known[4], known[5], key))
             state.save()
         return out
 

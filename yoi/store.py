@@ -83,7 +83,8 @@ class Store:
 
     def runtime(self, *parts: str) -> Path:
         path = self.runtime_dir.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(path):
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def bucket_names(self, bucket: str) -> list[str]:

@@ -153,19 +153,22 @@ def run(
     if not kick and _idle(store, remote, push_branch):
         _progress(tick_text(TickResult(IDLE)))
         return _ticks_output([TickResult(IDLE)])
+    from yoi import cache
+
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
-    while max_ticks is None or len(ticks) < max_ticks:
-        result = eng.tick()
-        if result.outcome != PROCESSED and kick and not kicked and _kick(store):
-            kicked = True
-            continue
-        ticks.append(result)
-        _progress(_describe(result))
-        if result.outcome != PROCESSED:
-            break
-        kicked = False
+    with cache.deferred():  # the derived caches are written once a second, not per tick
+        while max_ticks is None or len(ticks) < max_ticks:
+            result = eng.tick()
+            if result.outcome != PROCESSED and kick and not kicked and _kick(store):
+                kicked = True
+                continue
+            ticks.append(result)
+            _progress(_describe(result))
+            if result.outcome != PROCESSED:
+                break
+            kicked = False
     return _ticks_output(ticks)
 
 
