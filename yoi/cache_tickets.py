@@ -261,8 +261,9 @@ def scan(
 ) -> list[tuple[Path, str, Any, tuple[str, str, str] | None, cache.Key | None]]:
     """``(bucket dir, slug, make(...) | None, problem | None, key)`` for every ticket
     directory, open bucket first, by slug; from the ``kind`` cache where the ticket.md
-    did not change (``key``: the file's, when the value may be kept under it). With ``complete``, a cached row of a state in it without its JSON
-    text is made again. Many misses (a cold cache) are read by two processes."""
+    did not change (``key``: the file's, when the value may be kept under it). With
+    ``complete``, a cached row of a state in it without its JSON text is made again.
+    Many misses (a cold cache) are read by two processes."""
     from yoi.forked import split_map
 
     with cache.gc_paused():

@@ -111,6 +111,7 @@ _TRACKED: dict[str, tuple[str, ...]] = {}  # tree id -> tracked_files (immutable
 _TRACKED_MAX = 16
 _OPENED: dict[str, tuple[tuple[int, int], Repo]] = {}  # git dir -> (its identity, handle)
 
+
 class Repo:
     """A git repository (work tree or bare) opened with pygit2."""
 
@@ -261,7 +262,9 @@ class Repo:
         tree = str(self._tree(commit).id)
         found = _TRACKED.get(tree)
         if found is None:
-            found = tuple(sorted(p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE))
+            found = tuple(
+                sorted(p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE)
+            )
             if len(_TRACKED) >= _TRACKED_MAX:
                 _TRACKED.clear()
             _TRACKED[tree] = found

@@ -108,9 +108,11 @@ _TYPED_ELSEWHERE = [
 ] + [regexp for entries in _CORE_TABLE.values() for _tag, regexp in entries]
 
 
-def _scoped(regexp: re.Pattern[str]) -> str:
+def _scoped(regexp: Any) -> str:  # a re.Pattern, or ruamel's LazyEval of one
     """``regexp`` as a group that keeps its own flags inside a larger pattern."""
-    flags = "".join(f for flag, f in ((re.X, "x"), (re.I, "i"), (re.S, "s"), (re.M, "m")) if regexp.flags & flag)
+    flags = "".join(
+        f for flag, f in ((re.X, "x"), (re.I, "i"), (re.S, "s"), (re.M, "m")) if regexp.flags & flag
+    )
     return f"(?{flags}:{regexp.pattern})" if flags else f"(?:{regexp.pattern})"
 
 
