@@ -181,9 +181,12 @@ def check_no_symlinks(path: Path, *, stop: Path) -> None:
             return
 
 
-def ensure_dir(path: Path, *, stop: Path, known: set[Path] | None = None) -> None:
+def ensure_dir(
+    path: Path, *, stop: Path, known: set[Path] | None = None, made: set[Path] | None = None
+) -> None:
     """``mkdir -p path`` below ``stop`` that refuses any symlinked component. ``known``:
-    directories already checked by the caller's batch (skipped; ``path`` is added)."""
+    directories already checked by the caller's batch (skipped; ``path`` is added);
+    ``made``: gets the parent of every directory created (to be synced by the caller)."""
     if known is not None and path in known:
         return
     current = stop
@@ -197,6 +200,8 @@ def ensure_dir(path: Path, *, stop: Path, known: set[Path] | None = None) -> Non
             try:
                 faults.io("mkdir")
                 os.mkdir(current)
+                if made is not None:
+                    made.add(current.parent)
             except FileExistsError:
                 pass
             except OSError as exc:

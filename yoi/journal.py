@@ -115,6 +115,7 @@ def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> 
     while i < len(ops):
         op = ops[i]
         if isinstance(op, Move):
+            _sync_dirs(dirs)  # what was written inside is durable before it moves
             _move(store_dir, op, dirs)
             known.clear()  # directories moved: check again
             if crash_prefix:
@@ -126,9 +127,15 @@ def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> 
             j += 1
         _apply_batch(store_dir, ops[i:j], i, dirs, known, crash_prefix)
         i = j
+    _sync_dirs(dirs)
+
+
+def _sync_dirs(dirs: set[Path]) -> None:
+    """fsync every directory in ``dirs`` (each entry renamed, linked or removed there)."""
     for d in sorted(dirs):
         if d.is_dir():
             fsio.fsync_dir(d)
+    dirs.clear()
 
 
 def _apply_batch(
@@ -146,7 +153,7 @@ def _apply_batch(
         for k, op in enumerate(ops):
             if isinstance(op, Write):
                 path = _safe_rel(store_dir, op.path)
-                fsio.ensure_dir(path.parent, stop=store_dir, known=known)
+                fsio.ensure_dir(path.parent, stop=store_dir, known=known, made=dirs)
                 if not (op.create and path.exists()):
                     staged[k] = fsio.stage(path, op.data)
         for fd, _tmp in staged.values():
