@@ -4,6 +4,9 @@ against the same work done with plain git plumbing, one spawn per step.
 - engine: a store with ``--tickets`` queued tickets (each with its own patch file that
   adds one file), then one ``yoi engine run`` until idle: every ticket is accepted, its
   patch applied in a private worktree, committed on its work branch, gated, recorded.
+- two engines: the same store, drained by two ``yoi engine run`` processes at once
+  (engines may share a store: each event is claimed by one of them). Reported against
+  the same floor, for what a second core gives; the target is the one-engine row.
 - floor: for each patch, from a copy of the base commit's index: ``git apply --cached``,
   ``git write-tree``, ``git commit-tree``, ``git update-ref`` (create-only) on a branch;
   four processes per ticket (``commit-tree`` needs the tree that ``write-tree`` makes).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import importlib
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import Row, parser, report, run, timed, workspace, yoi
+from bench._common import Row, env, parser, report, run, timed, workspace, yoi
 
 
 def engine_available() -> bool:
@@ -73,24 +77,41 @@ def floor_run(repo: Path, clones: list[gen_store.Clone]) -> float:
     return timed(every)
 
 
-def engine_run(repo: Path, count: int) -> float:
-    seconds = timed(lambda: run(yoi("engine", "run"), repo))
+def engine_run(repo: Path, count: int, engines: int = 1) -> float:
+    """Seconds for ``engines`` concurrent ``yoi engine run`` to finish every ticket."""
+
+    def drain() -> None:
+        procs = [
+            subprocess.Popen(yoi("engine", "run"), cwd=repo, env=env(), stdout=subprocess.PIPE)
+            for _ in range(engines)
+        ]
+        for proc in procs:
+            proc.communicate(timeout=3600)
+            if proc.returncode != 0:
+                raise RuntimeError(f"yoi engine run failed ({proc.returncode})")
+
+    seconds = timed(drain)
     done = repo / ".yoi" / "tickets" / "done"
     finished = sum(1 for p in done.iterdir() if not p.name.startswith("."))
     if finished != count:
-        raise RuntimeError(f"the engine finished {finished} of {count} tickets")
+        raise RuntimeError(f"the engines finished {finished} of {count} tickets")
     return seconds
 
 
 def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat: int) -> list[Row]:
     """Medians over ``repeat`` fresh stores of the seconds per ticket."""
-    floors, engines = [], []
+    floors, engines, pairs = [], [], []
     for k in range(repeat):
         repo = work / f"engine-{n}-{k}"
         clones = gen_store.generate(repo, n, templates, queued=n)
         floors.append(floor_run(repo, clones) / n)
         engines.append(engine_run(repo, n) / n)
         shutil.rmtree(repo, ignore_errors=True)
+        repo = work / f"engines-{n}-{k}"
+        gen_store.generate(repo, n, templates, queued=n)
+        pairs.append(engine_run(repo, n, engines=2) / n)
+        shutil.rmtree(repo, ignore_errors=True)
+    floor = statistics.median(floors)
     return [
         Row(
             "engine throughput",
@@ -98,9 +119,10 @@ def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat
             n,
             statistics.median(engines),
             "git plumbing",
-            statistics.median(floors),
+            floor,
             "<= 1.0x",
-        )
+        ),
+        Row("engine throughput", "2 engines", n, statistics.median(pairs), "git plumbing", floor),
     ]
 
 

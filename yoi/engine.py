@@ -185,7 +185,7 @@ def _process(store: Store, lease: Lease, path: Path, eid: str, slug: str) -> Tic
         result = accept_or_close(store, lease, found, slug, ids)
     except AlreadyProcessed:
         return None
-    if result is not None:
+    if isinstance(result, TickResult):
         return result
     faults.crashpoint("engine.accepted")
-    return run_accepted(RunContext(store, lease, slug, ids, fresh=True))
+    return run_accepted(RunContext(store, lease, slug, ids, fresh=True, snapshot=result.snapshot))

@@ -7,6 +7,7 @@ journaled transaction. Nothing touches git, a worktree or a runner before it com
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,19 @@ class AlreadyProcessed(Exception):
     """The event was processed meanwhile: nothing to do."""
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The event was accepted; ``snapshot`` is the context_snapshot just written."""
+
+    snapshot: dict[str, Any]
+
+
 def accept_or_close(
     store: Store, lease: Lease, path: Path, slug: str, ids: rec.RunIds
-) -> TickResult | None:
+) -> TickResult | Accepted:
     """One locked, fenced step: close the event (missing, non-executable, blocked),
     defer it (wait), or accept it (workorder + snapshot + queued -> inprogress).
-    Returns None when accepted; raises ``AlreadyProcessed``."""
+    Raises ``AlreadyProcessed``."""
     with store.transaction(fence=lease.check) as tx:
         event = store.read_record(path, "event")
         if event["processed"]:
@@ -53,7 +61,7 @@ def accept_or_close(
 
 def _decide(
     tx: Transaction, path: Path, event: dict[str, Any], slug: str, ids: rec.RunIds, now: str
-) -> TickResult | None:
+) -> TickResult | Accepted:
     store = tx.store
     try:
         doc = load(store, slug, path.parent.parent)
@@ -81,7 +89,7 @@ def _decide(
             problems = [rec.base_ref_problem(doc.ticket, exc.render())]
         else:
             _accept(tx, doc, ids, snap, now)
-            return None
+            return Accepted(snap)
     _block(tx, doc, path, event, problems, now)
     return TickResult(PROCESSED, ids.event_id, slug, EventReason.BLOCKED.value)
 

@@ -48,6 +48,7 @@ class RunContext:
     slug: str
     ids: rec.RunIds
     fresh: bool  # accepted in this tick (False: resuming a stopped engine's run)
+    snapshot: dict[str, Any] | None = None  # the context_snapshot, when just written
 
     def run_dir(self) -> Path:
         return self.store.ticket_dir(self.slug) / "runs" / self.ids.run_id
@@ -100,7 +101,7 @@ def _bundle(ctx: RunContext, workorder: dict[str, Any]) -> tuple[Produced, Files
         patch = rec.bundle_patch(bundle)
         execution = _execution_from(ctx, workorder, bundle, patch)
         return Produced(bundle, patch, execution, str(workorder["created_at"])), {}
-    snapshot = ctx.read("context_snapshot.yaml", "context_snapshot")
+    snapshot = ctx.snapshot or ctx.read("context_snapshot.yaml", "context_snapshot")
     if ctx.fresh:
         produced = _execute(ctx, workorder, snapshot)
     else:

@@ -169,16 +169,21 @@ def _symlink_refusal(path: Path) -> UsageError:
     )
 
 
-def check_no_symlinks(path: Path, *, stop: Path) -> None:
+def check_no_symlinks(path: Path, *, stop: Path, checked: set[Path] | None = None) -> None:
     """Raise ``UsageError`` if a component of ``path`` below ``stop`` is a symlink
-    (the final component included). Writes nothing."""
+    (the final component included). Writes nothing. ``checked``: components the
+    caller found fine already (skipped; the ones found fine here are added)."""
     current = stop
     for part in path.relative_to(stop).parts:
         current = current / part
+        if checked is not None and current in checked:
+            continue
         if current.is_symlink():
             raise _symlink_refusal(current)
         if not current.exists():
             return
+        if checked is not None:
+            checked.add(current)
 
 
 def ensure_dir(

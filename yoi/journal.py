@@ -91,10 +91,11 @@ def _safe_rel(base: Path, rel: str) -> Path:
 def preflight(store_dir: Path, ops: Sequence[Op]) -> None:
     """Refuse (``UsageError``) before anything is written if an operation would pass
     through a symlink inside the store (a link planted by a pull request, R21)."""
+    checked: set[Path] = set()  # directories already found free of symlinks
     for op in ops:
         paths = [op.src, op.dst] if isinstance(op, Move) else [op.path]
         for rel in paths:
-            fsio.check_no_symlinks(_safe_rel(store_dir, rel), stop=store_dir)
+            fsio.check_no_symlinks(_safe_rel(store_dir, rel), stop=store_dir, checked=checked)
 
 
 def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> None:

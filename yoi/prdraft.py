@@ -146,6 +146,12 @@ def encode_content(patch: bytes) -> tuple[str, str]:
         text = patch.decode("utf-8")
     except UnicodeDecodeError:
         return base64.b64encode(patch).decode("ascii"), "base64"
+    from yoi import fastdump, fastyaml
+
+    fast = fastdump.dump({"c": text})  # the writer's and the reader's fast paths agree:
+    back = fastyaml.load(fast) if fast is not None else None  # (None: not sure, ask ruamel)
+    if isinstance(back, dict) and back.get("c") == text:
+        return text, "utf-8"
     dumped = yamlio.dump({"c": text})
     try:
         back = yamlio.load_plain(dumped, path="<bundle>", max_bytes=len(dumped) * 4 + 1024)

@@ -152,6 +152,9 @@ class Store:
 
         try:
             lock = self.lock()
+            if lock.is_locked:  # (per thread) nested: a fence check inside a transaction
+                yield
+                return
             with lock:
                 # The outermost acquisition completes interrupted changes; a nested one
                 # (a fence check inside a transaction) already runs after it.
