@@ -204,14 +204,20 @@ def _move(store_dir: Path, op: Move, dirs: set[Path]) -> None:
 
 def _remove(store_dir: Path, op: Remove, dirs: set[Path]) -> None:
     path = _safe_rel(store_dir, op.path)
+    _unlink(path, "remove the file")
+    dirs.add(path.parent)
+
+
+def _unlink(path: Path, action: str) -> bool:
+    """Remove ``path``; False when it was already gone."""
     try:
         faults.io("rename")
         os.unlink(path)
     except FileNotFoundError:
-        pass
+        return False
     except OSError as exc:
-        raise fsio.io_error("remove the file", path, exc) from exc
-    dirs.add(path.parent)
+        raise fsio.io_error(action, path, exc) from exc
+    return True
 
 
 def commit(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> None:
@@ -315,14 +321,8 @@ def _failed(message: str, path: Path) -> StoreIOError:
 
 
 def _remove_journal(path: Path) -> None:
-    try:
-        faults.io("rename")
-        os.unlink(path)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise fsio.io_error("remove the journal", path, exc) from exc
-    fsio.fsync_dir(path.parent)
+    if _unlink(path, "remove the journal"):
+        fsio.fsync_dir(path.parent)
 
 
 def pending(journal_dir: Path) -> list[Path]:
