@@ -26,10 +26,10 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from yoi import __version__
 from yoi.fsio import temp_file
@@ -97,6 +97,30 @@ def is_racy(key: Key, read_at_ns: int) -> bool:
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+_T = TypeVar("_T")
+
+
+def by_identity(
+    memo: dict[str, tuple[Key, _T]], path: str, make: Callable[[], _T | None]
+) -> _T | None:
+    """What ``make`` gives for the file or directory at ``path`` (not followed if a
+    symlink), kept in this process's ``memo`` under its stat key by the rules of the cache
+    files: a changed, replaced or touched path misses, a racy key is not kept. None when
+    ``path`` is gone or ``make`` gives None (nothing kept)."""
+    read_at = now_ns()
+    try:
+        key = stat_key(os.lstat(path))
+    except OSError:
+        return None
+    hit = memo.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    value = make()
+    if value is not None and not is_racy(key, read_at):
+        memo[path] = (key, value)
+    return value
 
 
 _fingerprint: str | None = None

@@ -80,20 +80,17 @@ def fsync_dir(directory: Path) -> None:
         raise io_error("sync the directory", directory, exc) from exc
 
 
-def _write_tmp(directory: Path, name: str, data: bytes, mode: int) -> str:
-    fd, tmp = _tmp_in(directory, name)
+def _write_tmp(path: Path, data: bytes, mode: int) -> str:
+    """A synced temp file beside ``path`` holding ``data`` (``stage`` + ``sync_staged``)."""
+    fd, tmp = stage(path, data, mode=mode)
     try:
-        with os.fdopen(fd, "wb") as f:
-            faults.io("write")
-            f.write(data)
-            f.flush()
-            faults.io("fsync")
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        sync_staged(fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
     return tmp
 
 
@@ -102,8 +99,7 @@ def stage(path: Path, data: bytes, *, mode: int = 0o644) -> tuple[int, str]:
     ``data``, not yet synced; returns its open descriptor and name. The caller syncs it
     (``sync_staged``) before it renames or links it into place, so the rule of
     ``atomic_write`` holds, while the fsyncs of a whole batch come after all of its
-    files were made: creating a file right after an fsync waits for that commit on ext4,
-    and the first fsync of a batch commits the metadata of the others with it."""
+    files were written (the first one's file-system commit carries the others' too)."""
     fd, tmp = _tmp_in(path.parent, path.name)
     try:
         faults.io("write")
@@ -127,7 +123,7 @@ def sync_staged(fd: int) -> None:
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
     """Replace ``path`` with ``data``: a crash leaves the old or the new file."""
     try:
-        tmp = _write_tmp(path.parent, path.name, data, mode)
+        tmp = _write_tmp(path, data, mode)
         faults.crashpoint("fsio.tmp")
         try:
             faults.io("rename")
@@ -145,7 +141,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool =
 def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     """Create ``path`` with full content only if it does not exist. True if we created it."""
     try:
-        tmp = _write_tmp(path.parent, path.name, data, mode)
+        tmp = _write_tmp(path, data, mode)
         faults.crashpoint("fsio.tmp")
         try:
             faults.io("link")

@@ -36,7 +36,7 @@ from typing import TypeVar
 import pygit2
 from pygit2.enums import ApplyLocation, DiffFind, DiffOption, ObjectType
 
-from yoi import slots
+from yoi import cache, slots
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
 from yoi.patching import FileChange, NormalizedDiff, quote_spaced_names
 
@@ -108,8 +108,18 @@ class WorktreeInfo:
 
 
 _TRACKED: dict[str, tuple[str, ...]] = {}  # tree id -> tracked_files (immutable per id)
-_TRACKED_MAX = 16
 _OPENED: dict[str, tuple[tuple[int, int], Repo]] = {}  # git dir -> (its identity, handle)
+_MEMO_MAX = 16  # entries per process-wide memo of this module (emptied when full)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
+    """Keep ``value`` under ``key`` in a bounded process-wide memo; return it."""
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 class Repo:
@@ -135,11 +145,7 @@ class Repo:
             held = _OPENED.get(found)
             if held is not None and held[0] == identity:
                 return held[1]
-            repo = cls(pygit2.Repository(found))
-            if len(_OPENED) >= _TRACKED_MAX:
-                _OPENED.clear()
-            _OPENED[found] = (identity, repo)
-            return repo
+            return _remember(_OPENED, found, (identity, cls(pygit2.Repository(found))))[1]
 
     @property
     def workdir(self) -> Path | None:
@@ -262,12 +268,8 @@ class Repo:
         tree = str(self._tree(commit).id)
         found = _TRACKED.get(tree)
         if found is None:
-            found = tuple(
-                sorted(p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE)
-            )
-            if len(_TRACKED) >= _TRACKED_MAX:
-                _TRACKED.clear()
-            _TRACKED[tree] = found
+            paths = (p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE)
+            found = _remember(_TRACKED, tree, tuple(sorted(paths)))
         return list(found)
 
     def blob_id_for(self, commit: str, path: str) -> str | None:
@@ -594,10 +596,7 @@ class IndexOnly(_PrivateIndex):
         with _git_errors("cannot reset the private index"):
             if data is None:
                 super().reset_index()
-                data = index_file.read_bytes()
-                if len(_BASE_INDEX) >= _TRACKED_MAX:
-                    _BASE_INDEX.clear()
-                _BASE_INDEX[key] = data
+                _remember(_BASE_INDEX, key, index_file.read_bytes())
             else:
                 index_file.write_bytes(data)
                 self._repo.index.read(True)
@@ -669,12 +668,11 @@ def _make_index_repo(path: Path, common_dir: Path) -> None:
         (path / "objects").symlink_to((common_dir / "objects").resolve(), target_is_directory=True)
 
 
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
+def _identity(path: Path) -> cache.Key | None:
     try:
-        st = os.stat(path)
+        return cache.stat_key(os.stat(path))
     except OSError:
         return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
 
 
 def _reason(exc: BaseException) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import clock
+from yoi import cache, clock
 from yoi.errors import YoiError
 from yoi.model import PlanKind, State, Ticket
 from yoi.store import BUCKETS, Store, Transaction
@@ -93,65 +93,37 @@ def _order(record: PlanRecord) -> tuple[datetime, str]:
 
 
 # What this process has read already, keyed by the identity of the file or directory
-# (``yoi.cache.stat_key``, as the derived caches key theirs): a tick reads every
-# ticket's plan records and an engine run ticks once per event, so an unchanged plan
-# directory costs one ``lstat`` and an unchanged record one more, not a listing, a parse
-# and a validation. Anything changed, replaced or touched misses; a racy key (changed
-# within the last clock step) is never kept.
-Key = tuple[int, int, int, int]
-_NAMES: dict[str, tuple[Key, tuple[str, ...]]] = {}
-_RECORDS: dict[str, tuple[Key, PlanRecord]] = {}
+# (``cache.by_identity``, the rules of the derived caches): a tick reads every ticket's
+# plan records and an engine run ticks once per event, so an unchanged plan directory
+# costs one ``lstat`` and an unchanged record one more, not a listing, a parse and a
+# validation.
+_NAMES: dict[str, tuple[cache.Key, tuple[str, ...]]] = {}
+_RECORDS: dict[str, tuple[cache.Key, PlanRecord]] = {}
 
 
 def _dir_records(store: Store, base: str) -> list[PlanRecord]:
     out = []
-    for name in _names(base):
-        found = _read(store, f"{base}/{name}")
+    for name in cache.by_identity(_NAMES, base, partial(_list, base)) or ():
+        path = f"{base}/{name}"
+        found = cache.by_identity(_RECORDS, path, partial(_read, store, path))
         if found is not None:
             out.append(found)
     return out
 
 
-def _names(base: str) -> tuple[str, ...]:
-    from yoi import cache
-
-    read_at = time.time_ns()
+def _list(base: str) -> tuple[str, ...] | None:
     try:
-        key = cache.stat_key(os.lstat(base))
+        names = os.listdir(base)
     except OSError:
-        return ()
-    hit = _NAMES.get(base)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    try:
-        names = tuple(
-            sorted(n for n in os.listdir(base) if n.endswith(".yaml") and not n.startswith("."))
-        )
-    except OSError:
-        return ()
-    if not cache.is_racy(key, read_at):
-        _NAMES[base] = (key, names)
-    return names
+        return None
+    return tuple(sorted(n for n in names if n.endswith(".yaml") and not n.startswith(".")))
 
 
 def _read(store: Store, path: str) -> PlanRecord | None:
-    from yoi import cache
-
-    read_at = time.time_ns()
     try:
-        key = cache.stat_key(os.lstat(path))
-    except OSError:
-        return None
-    hit = _RECORDS.get(path)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    try:
-        record = PlanRecord(Path(path), store.read_record(Path(path), "plan_record"))
+        return PlanRecord(Path(path), store.read_record(Path(path), "plan_record"))
     except YoiError:
         return None
-    if not cache.is_racy(key, read_at):
-        _RECORDS[path] = (key, record)
-    return record
 
 
 def when(ts: str | None) -> datetime:

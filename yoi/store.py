@@ -155,10 +155,8 @@ class Store:
             if lock.is_locked:  # (per thread) nested: a fence check inside a transaction
                 yield
                 return
-            with lock:
-                # The outermost acquisition completes interrupted changes; a nested one
-                # (a fence check inside a transaction) already runs after it.
-                if lock.lock_counter == 1 and journal.roll_forward(self.runtime("journal")):
+            with lock:  # the outermost acquisition completes interrupted changes
+                if journal.roll_forward(self.runtime("journal")):
                     self.touch_done()  # a completed commit may have written into done/
                 yield
         except Timeout as exc:
