@@ -200,6 +200,12 @@ def _pending(store: Store) -> list[tuple[Path, dict[str, Any]]]:
     return out
 
 
+def pending_in(store: Store, tdir: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The pending events of one ticket directory, read now: (path, record)."""
+    files, _changed = scan_files(store, tdir, None, cache.now_ns())
+    return [(Path(f"{tdir}/{EVENTS}/{n}"), r) for n, r in _pending_of(files)]
+
+
 def rescan_done(store: Store, read_at: int) -> dict[str, Files]:
     """Pending events of every done ticket (changed files only are parsed)."""
     path = cache.cache_path(store.runtime_dir, store.yoi_dir, "events-done")

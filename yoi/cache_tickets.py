@@ -240,6 +240,18 @@ def _decoded(base: Path, slug: str, value: tuple[Any, ...], key: cache.Key | Non
     return ticket
 
 
+def load_one(store: Store, bucket: str, name: str) -> list[Ticket]:
+    """The ticket in ``tickets/<bucket>/<name>`` as ``list_tickets`` gives it (none when
+    it does not load), read now."""
+    base = store.tickets_dir / bucket
+    shown = f"{store.rel(base)}/{name}"
+    entry, stable = _Miss(store, name, base, TICKETS, shown, None).load(cache.now_ns())
+    if entry[4] is None:
+        return []
+    key = (entry[0], entry[1], entry[2], entry[3]) if stable else None
+    return [_decoded(base, name, entry[4], key)]
+
+
 def list_rows(store: Store, states: set[str]) -> tuple[list[Row], list[Problem]]:
     """``list_tickets`` as ``ticket list`` rows (see ``row``); rows in ``states`` are
     complete (with their JSON text)."""

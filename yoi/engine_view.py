@@ -10,14 +10,17 @@ long-running one. Callers get fresh event dicts; tickets are frozen.
 
 from __future__ import annotations
 
-from yoi import events
+from pathlib import Path
+from typing import Any
+
+from yoi import events, views
 from yoi.model import EventType, Ticket
 from yoi.store import Store
 
 
 def tickets(store: Store) -> list[Ticket]:
     """Every ticket that loads (invalid ones are skipped; `yoi doctor` reports them)."""
-    return store.list_tickets()[0]
+    return views.get(store, _TICKETS)
 
 
 def has_work(store: Store) -> bool:
@@ -28,4 +31,42 @@ def has_work(store: Store) -> bool:
 
 def pending_events(store: Store) -> list[events.EventFile]:
     """Unprocessed events of every ticket, oldest first."""
+    return [events.EventFile(e.path, dict(e.record)) for e in views.get(store, _PENDING)]
+
+
+def _every_ticket(store: Store) -> list[Ticket]:
+    return store.list_tickets()[0]
+
+
+def _one_ticket(store: Store, bucket: str, slug: str) -> list[Ticket]:
+    from yoi import cache_tickets
+
+    return cache_tickets.load_one(store, bucket, slug)
+
+
+def _ticket_order(ticket: Ticket) -> tuple[bool, str]:
+    return ticket.path.parent.name != "open", ticket.path.name  # open first, by slug
+
+
+def _every_pending(store: Store) -> list[events.EventFile]:
     return events.all_events(store, pending_only=True)
+
+
+def _one_pending(store: Store, bucket: str, slug: str) -> list[events.EventFile]:
+    from yoi import cache_events
+
+    tdir = f"{store.tickets_dir}/{bucket}/{slug}"
+    return [events.EventFile(p, r) for p, r in cache_events.pending_in(store, tdir)]
+
+
+def _at(store: Store, item: Any) -> views.Where:
+    path: Path = item.path
+    return views.where_of(store, str(path))
+
+
+def _event_order(event: events.EventFile) -> tuple[str, str]:
+    return event.sort_key
+
+
+_TICKETS = views.Kind("tickets", _every_ticket, _one_ticket, _at, _ticket_order)
+_PENDING = views.Kind("pending-events", _every_pending, _one_pending, _at, _event_order)

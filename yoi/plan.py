@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import cache, clock
+from yoi import cache, clock, views
 from yoi.errors import YoiError
 from yoi.model import PlanKind, State, Ticket
 from yoi.store import BUCKETS, Store, Transaction
@@ -80,6 +80,11 @@ def ticket_records(store: Store, tdir: Path) -> list[PlanRecord]:
 
 
 def all_records(store: Store) -> list[PlanRecord]:
+    """Every valid plan record of every ticket, oldest first."""
+    return views.get(store, _ALL)
+
+
+def _every_record(store: Store) -> list[PlanRecord]:
     out: list[PlanRecord] = []
     for bucket in BUCKETS:
         base = f"{store.tickets_dir}/{bucket}"
@@ -90,6 +95,17 @@ def all_records(store: Store) -> list[PlanRecord]:
 
 def _order(record: PlanRecord) -> tuple[datetime, str]:
     return record.order
+
+
+def _one_dir(store: Store, bucket: str, slug: str) -> list[PlanRecord]:
+    return _dir_records(store, f"{store.tickets_dir}/{bucket}/{slug}/{PLAN_DIR}")
+
+
+def _at(store: Store, record: PlanRecord) -> views.Where:
+    return views.where_of(store, str(record.path))
+
+
+_ALL = views.Kind("plan-records", _every_record, _one_dir, _at, _order)
 
 
 # What this process has read already, keyed by the identity of the file or directory

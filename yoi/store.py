@@ -158,6 +158,10 @@ class Store:
             with lock:  # the outermost acquisition completes interrupted changes
                 if journal.roll_forward(self.runtime("journal")):
                     self.touch_done()  # a completed commit may have written into done/
+                    from yoi import views
+
+                    views.forget(self)
+                    views.bump(self)
                 yield
         except Timeout as exc:
             raise LockTimeoutError(
@@ -356,9 +360,24 @@ class Transaction:
         self.ops.append(journal.Remove(self._rel(path)))
 
     def commit(self) -> None:
-        from yoi import journal
+        from yoi import views
 
         ops, self.ops = _last_writes(self.ops), []
+        if not ops:
+            return
+        before = views.token(self.store) if views.armed() else None
+        try:
+            self._commit(ops)
+        except BaseException:
+            views.forget(self.store)
+            raise
+        finally:  # even a failed commit may have changed files: other processes look again
+            after = views.bump(self.store)
+        views.committed(self.store, before, after, ops)
+
+    def _commit(self, ops: list[journal.Op]) -> None:
+        from yoi import journal
+
         slugs = {slug for op in ops if (slug := _done_slug(op)) is not None}
         if not slugs:
             journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)

@@ -153,12 +153,14 @@ def run(
     if not kick and _idle(store, remote, push_branch):
         _progress(tick_text(TickResult(IDLE)))
         return _ticks_output([TickResult(IDLE)])
-    from yoi import cache
+    from yoi import cache, views
 
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
-    with cache.deferred():  # the derived caches are written once a second, not per tick
+    # The derived caches are written once a second, not per tick, and the store-wide views
+    # are kept between ticks while no other process commits (``views``).
+    with cache.deferred(), views.trusting():
         while max_ticks is None or len(ticks) < max_ticks:
             result = eng.tick()
             if result.outcome != PROCESSED and kick and not kicked and _kick(store):
@@ -211,10 +213,12 @@ def watch(
     """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests). An expected
     error in one poll (an unreachable remote, a busy lock) is a warning; the next poll
     tries again."""
+    from yoi import views
+
     stop = _Stop()
     ticks: list[TickResult] = []
     polls = 0
-    with _signals(stop):
+    with _signals(stop), views.trusting():
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         swept = time.monotonic()

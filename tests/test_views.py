@@ -1,0 +1,167 @@
+"""Views kept between engine ticks (``yoi.views``): served again only while the store's
+generation token is unchanged (or changed by this process's own commit, whose tickets are
+read again), never longer than ``MAX_AGE_S``, and always what reading every file gives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_yoi
+from tests.engine_helpers import config, make_store, queue
+from tests.test_plan_support import engine_move, ready
+from yoi import engine_view, plan, views
+from yoi.errors import UsageError
+from yoi.events import EventFile
+from yoi.lifecycle import Action
+from yoi.model import PlanKind, Ticket
+from yoi.plan_ops import NewRecord, add
+from yoi.store import Store
+
+
+@pytest.fixture
+def store(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Store:
+    monkeypatch.chdir(repo)
+    return make_store(repo, config())
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
+    """How often each view was computed from every file."""
+    counts: dict[str, int] = {}
+    real = views._compute
+
+    def compute(store: Store, kind: views.Kind[object]) -> views._View:
+        counts[kind.name] = counts.get(kind.name, 0) + 1
+        return real(store, kind)
+
+    monkeypatch.setattr(views, "_compute", compute)
+    yield counts
+
+
+Views = tuple[list[Ticket], list[plan.PlanRecord], list[EventFile]]
+
+
+def every(store: Store) -> Views:
+    """The three views computed from the files now (no memo)."""
+    return (
+        engine_view._every_ticket(store),
+        plan._every_record(store),
+        engine_view._every_pending(store),
+    )
+
+
+def kept(store: Store) -> Views:
+    return engine_view.tickets(store), plan.all_records(store), engine_view.pending_events(store)
+
+
+def same(a: Views, b: Views) -> None:
+    tickets_a, records_a, events_a = a
+    tickets_b, records_b, events_b = b
+    assert tickets_a == tickets_b
+    assert [r.path for r in records_a] == [r.path for r in records_b]
+    assert [(e.path, e.record) for e in events_a] == [(e.path, e.record) for e in events_b]
+
+
+def test_outside_trusting_every_call_reads_the_files(store: Store) -> None:
+    slug = queue(store, "Alpha one")
+    assert engine_view.has_work(store)
+    ticket_md = store.ticket_dir(slug) / "ticket.md"
+    ticket_md.write_text(ticket_md.read_text().replace("Alpha one", "Alpha two"))
+    assert [t.title for t in engine_view.tickets(store)] == ["Alpha two"]
+    assert not views._MEMOS
+
+
+def test_own_commits_keep_the_views_and_read_only_the_touched_tickets_again(
+    store: Store, counted: dict[str, int]
+) -> None:
+    a = queue(store, "Alpha one")
+    b = ready(store, "Beta two")
+    with views.trusting():
+        same(kept(store), every(store))
+        assert counted == {"tickets": 1, "plan-records": 1, "pending-events": 1}
+        add(store, a, NewRecord(PlanKind.DEPENDS_ON, related=b))  # a commit of this process
+        same(kept(store), every(store))
+        engine_move(store, a, Action.ACCEPT)
+        engine_move(store, a, Action.FINISH_DONE)  # moves the ticket to done/
+        same(kept(store), every(store))
+        assert store.ticket_dir(a).parent.name == "done"
+        c = queue(store, "Gamma three")  # a new ticket directory
+        same(kept(store), every(store))
+        assert c in {t.slug for t in engine_view.tickets(store)}
+        assert counted == {"tickets": 1, "plan-records": 1, "pending-events": 1}
+    assert not views._MEMOS
+
+
+def test_another_process_commit_is_seen_at_once(store: Store, counted: dict[str, int]) -> None:
+    a = ready(store, "Alpha one")
+    with views.trusting():
+        assert not engine_view.has_work(store)
+        assert counted["pending-events"] == 1
+        run_yoi("ticket", "queue", a, cwd=store.root, check=True)  # a real other process
+        assert engine_view.has_work(store)
+        assert [t.state.value for t in engine_view.tickets(store)] == ["queued"]
+        assert counted["pending-events"] == 2
+        same(kept(store), every(store))
+
+
+def test_edits_by_other_tools_are_seen_after_max_age(
+    store: Store, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slug = queue(store, "Alpha one")
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    ticket_md = store.ticket_dir(slug) / "ticket.md"
+    with views.trusting():
+        assert [t.title for t in engine_view.tickets(store)] == ["Alpha one"]
+        ticket_md.write_text(ticket_md.read_text().replace("Alpha one", "Alpha two"))
+        now[0] += views.MAX_AGE_S / 2
+        assert [t.title for t in engine_view.tickets(store)] == ["Alpha one"]  # kept
+        now[0] += views.MAX_AGE_S
+        assert [t.title for t in engine_view.tickets(store)] == ["Alpha two"]
+        assert counted["tickets"] == 2
+
+
+def test_a_missing_or_foreign_token_keeps_nothing(store: Store, counted: dict[str, int]) -> None:
+    queue(store, "Alpha one")
+    token = store.runtime_dir / views.GENERATION_FILE
+    with views.trusting():
+        engine_view.tickets(store)
+        token.unlink()
+        engine_view.tickets(store)
+        engine_view.tickets(store)
+        assert counted["tickets"] == 3
+        token.write_bytes(b"short")
+        engine_view.tickets(store)
+        assert counted["tickets"] == 4
+
+
+def test_a_refused_commit_drops_the_views(
+    store: Store, counted: dict[str, int], tmp_path: Path
+) -> None:
+    slug = queue(store, "Alpha one")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (store.ticket_dir(slug) / "runs").symlink_to(outside)  # as a hostile PR could plant
+    with views.trusting():
+        engine_view.tickets(store)
+        before = views.token(store)
+        with pytest.raises(UsageError), store.transaction() as tx:
+            tx.write_text(store.ticket_dir(slug) / "runs" / "x.txt", "x")
+        assert list(outside.iterdir()) == []
+        assert views.token(store) != before  # other processes look again too
+        engine_view.tickets(store)
+        assert counted["tickets"] == 2
+
+
+def test_every_commit_changes_the_token(store: Store) -> None:
+    slug = queue(store, "Alpha one")
+    seen = {views.token(store)}
+    for i in range(3):
+        with store.transaction() as tx:
+            tx.write_text(store.ticket_dir(slug) / "notes.txt", str(i))
+        seen.add(views.token(store))
+    assert None not in seen and len(seen) == 4
