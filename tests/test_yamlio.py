@@ -466,3 +466,18 @@ def test_typed_elsewhere_is_the_any_of_every_resolver(text: str) -> None:
     """The single alternation answers as matching each resolver in turn would."""
     expected = any(r.match(text) for r in yamlio._TYPED_ELSEWHERE)
     assert yamlio._typed_elsewhere(text) is expected
+
+
+def test_only_the_listed_first_characters_can_be_typed() -> None:
+    """The first-character filter of ``_typed_elsewhere`` never hides a typed scalar: no
+    resolver matches text that starts with any other character (each printable ASCII
+    character and a sample beyond, followed by what could complete a match)."""
+    words = ["rue", "alse", "ull", "es", "o", "n", "ff", "RUE", "ALSE", "ULL", "ES", "O", "N", "FF"]
+    tails = ["", "0", "1", "e5", ".5", "_", ":30", "-01-01", "x1F", "b1", "o7", "inf", *words]
+    firsts = [chr(c) for c in range(0, 0x3100)] + ["\U0001f600"]
+    for first in firsts:
+        if first in yamlio._TYPED_FIRST:
+            continue
+        for tail in tails:
+            text = first + tail
+            assert not any(r.match(text) for r in yamlio._TYPED_ELSEWHERE), repr(text)

@@ -133,9 +133,7 @@ def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> 
 
 def _sync_dirs(dirs: set[Path]) -> None:
     """fsync every directory in ``dirs`` (each entry renamed, linked or removed there)."""
-    for d in sorted(dirs):
-        if d.is_dir():
-            fsio.fsync_dir(d)
+    fsio.fsync_dirs([d for d in sorted(dirs) if d.is_dir()])
     dirs.clear()
 
 
@@ -157,8 +155,7 @@ def _apply_batch(
                 fsio.ensure_dir(path.parent, stop=store_dir, known=known, made=dirs)
                 if not (op.create and path.exists()):
                     staged[k] = fsio.stage(path, op.data)
-        for fd, _tmp in staged.values():
-            fsio.sync_staged(fd)
+        fsio.sync_all_staged([fd for fd, _tmp in staged.values()])
         for k, op in enumerate(ops):
             if isinstance(op, Write):
                 path = _safe_rel(store_dir, op.path)

@@ -153,14 +153,15 @@ def run(
     if not kick and _idle(store, remote, push_branch):
         _progress(tick_text(TickResult(IDLE)))
         return _ticks_output([TickResult(IDLE)])
-    from yoi import cache, views
+    from yoi import cache, fsio, views
 
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
-    # The derived caches are written once a second, not per tick, and the store-wide views
-    # are kept between ticks while no other process commits (``views``).
-    with cache.deferred(), views.trusting():
+    # The derived caches are written once a second, not per tick, the store-wide views
+    # are kept between ticks while no other process commits (``views``), and the fsyncs
+    # of a commit are issued together.
+    with cache.deferred(), views.trusting(), fsio.parallel_syncs():
         while max_ticks is None or len(ticks) < max_ticks:
             result = eng.tick()
             if result.outcome != PROCESSED and kick and not kicked and _kick(store):
@@ -213,12 +214,12 @@ def watch(
     """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests). An expected
     error in one poll (an unreachable remote, a busy lock) is a warning; the next poll
     tries again."""
-    from yoi import views
+    from yoi import fsio, views
 
     stop = _Stop()
     ticks: list[TickResult] = []
     polls = 0
-    with _signals(stop), views.trusting():
+    with _signals(stop), views.trusting(), fsio.parallel_syncs():
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         swept = time.monotonic()
