@@ -197,8 +197,7 @@ def _run(
     runner: Runner,
     fence: Fence,
 ) -> _Result:
-    scratch.mkdir(parents=True, exist_ok=True)
-    candidate = _produce(runner, _request(job, worktree, scratch))
+    candidate = _produce(runner, _request(job, worktree, scratch))  # a runner makes scratch
     elapsed = job.ms()
     said = f"runner {runner.name!r} ({candidate.origin}): {candidate.notes}"
     if candidate.status is CandidateStatus.RUNNER_ERROR:

@@ -530,8 +530,7 @@ class _PrivateIndex:
             raise PatchError(f"the patch does not parse: {_reason(exc)}") from exc
         if len(diff) == 0:
             raise PatchError("the patch contains no file changes")
-        try:
-            self._repo.applies(diff, ApplyLocation.INDEX, raise_error=True)
+        try:  # libgit2 makes every postimage before it changes the index: no dry run first
             self._repo.apply(diff, ApplyLocation.INDEX)
         except (pygit2.GitError, ValueError, OSError) as exc:
             where = self._failing_file(patch)

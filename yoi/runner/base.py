@@ -48,7 +48,7 @@ class RunRequest:
     base_commit: str
     budget_ms: int
     deadline: float  # time.monotonic() deadline
-    scratch: Path  # private dir for prompt/patch files
+    scratch: Path  # private dir for prompt/patch files (made by the runner that uses it)
     repo_root: Path  # the user's checkout (read-only for runners)
     patch_file: str | None  # the ticket's patch_file
     worktree_diff: Callable[[], bytes]  # binary patch of the worktree vs base_commit
