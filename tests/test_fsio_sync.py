@@ -103,3 +103,17 @@ def test_a_forked_child_syncs_with_a_pool_of_its_own(tmp_path: Path) -> None:
         pytest.fail("the forked child hung on the parent's thread pool")
     assert os.waitstatus_to_exitcode(status) == 0
     close_all(files)
+
+
+def test_no_thread_is_left_after_the_block(tmp_path: Path) -> None:
+    import threading
+
+    if fsio._parallel:
+        pytest.skip("inside the fixture's block: this one is not the outermost")
+    before = threading.active_count()
+    with fsio.parallel_syncs():
+        files = staged(tmp_path, 4)
+        fsio.sync_all_staged([fd for fd, _ in files])
+        assert threading.active_count() > before
+    assert threading.active_count() == before
+    close_all(files)

@@ -132,12 +132,15 @@ _parallel = 0
 @contextlib.contextmanager
 def parallel_syncs() -> Iterator[None]:
     """Issue the fsyncs of a batch together (see above) until the block ends."""
-    global _parallel
+    global _parallel, _pool
     _parallel += 1
     try:
         yield
     finally:
         _parallel -= 1
+        if not _parallel and _pool is not None:  # no idle threads left behind (fork)
+            pool, _pool = _pool[1], None
+            pool.shutdown(wait=True)
 
 
 def _sync_pool() -> ThreadPoolExecutor:

@@ -160,8 +160,7 @@ class Store:
                     self.touch_done()  # a completed commit may have written into done/
                     from yoi import views
 
-                    views.forget(self)
-                    views.bump(self)
+                    views.bump(self, None)
                 yield
         except Timeout as exc:
             raise LockTimeoutError(
@@ -365,15 +364,10 @@ class Transaction:
         ops, self.ops = _last_writes(self.ops), []
         if not ops:
             return
-        before = views.token(self.store) if views.armed() else None
         try:
             self._commit(ops)
-        except BaseException:
-            views.forget(self.store)
-            raise
-        finally:  # even a failed commit may have changed files: other processes look again
-            after = views.bump(self.store)
-        views.committed(self.store, before, after, ops)
+        finally:  # even a failed commit may have changed some of these files
+            views.bump(self.store, views.touched(ops))
 
     def _commit(self, ops: list[journal.Op]) -> None:
         from yoi import journal

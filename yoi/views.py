@@ -2,25 +2,34 @@
 record, every pending event (``trusting``).
 
 Every yoi writer commits under the store lock through ``Transaction.commit`` (or completes
-an interrupted commit, ``journal.roll_forward``), and each commit writes a new random
-*generation* token to ``<git-common-dir>/yoi/generation`` before the lock is released
-(``bump``). So a view computed while the token read ``g`` is still the view of the files
-as long as the token reads ``g``, as far as yoi's writers go; a view computed under the
-lock is exact. This process's own commits keep its views: the commit names the ticket
-directories it touched, and only those are read again (``committed``).
+an interrupted commit, ``journal.roll_forward``), and each commit appends a line to the
+*generation log* ``<git-common-dir>/yoi/generation`` before the lock is released
+(``bump``): a new random token and the ticket directories the commit touched (``*``: it
+touched something else, or it is not known what). A view computed while the log ended at
+token ``g`` is still the view of the files as long as the log ends at ``g``, as far as
+yoi's writers go; when it has grown, only the ticket directories named since ``g`` are read
+again (this process's own commits and other processes' alike). A view computed under the
+lock is exact. When ``g`` has left the log (it keeps the last ``LOG_LINES`` commits), or a
+line says ``*``, the view is computed again from every file.
 
-Files changed by other tools (an editor, ``git pull``) do not change the token, so a view
-is trusted for at most ``MAX_AGE_S`` after it was last computed from every file: such an
-edit is seen within that time, as if it had been made that much later (no lock orders an
+Files changed by other tools (an editor, ``git pull``) do not change the log, so a view is
+trusted for at most ``MAX_AGE_S`` after it was last computed from every file: such an edit
+is seen within that time, as if it had been made that much later (no lock orders an
 editor and the engine anyway). Outside ``trusting`` (every short-lived command) nothing is
 kept and each call reads the files, through the stat-keyed caches.
+
+The log is rewritten in place by the lock holder (header: magic, length, CRC-32). A reader
+does not take the lock: a torn or damaged log fails its checksum and counts as "unknown",
+which only costs a full computation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,39 +42,74 @@ if TYPE_CHECKING:
 GENERATION_FILE = "generation"
 TOKEN_BYTES = 32
 MAX_AGE_S = 1.0
+LOG_LINES = 32  # commits a reader can catch up with
+MAX_LINE_NAMES = 512  # a commit that touched more (as text) is logged as "*"
+MAX_LOG_BYTES = LOG_LINES * (TOKEN_BYTES + 2 + MAX_LINE_NAMES)
+MAGIC = b"yoi-gen1"
+_HEADER = struct.Struct("<8sII")  # magic, body length, crc32 of the body
 BUCKETS = ("open", "done")
 
 _T = TypeVar("_T")
 Where = tuple[str, str]  # (bucket, slug) of a ticket directory
 
 
-def _token_path(store: Store) -> str:
+def _log_path(store: Store) -> str:
     return f"{store.runtime_dir}/{GENERATION_FILE}"
 
 
-def token(store: Store) -> bytes | None:
-    """The current generation token; None when there is none yet (or it is unreadable)."""
+Log = list[tuple[bytes, frozenset[str] | None]]  # (token, slugs touched; None: anything)
+
+
+def _line(token: bytes, slugs: Iterable[str] | None) -> bytes:
+    names = b"*" if slugs is None else " ".join(sorted(slugs)).encode("ascii", "replace")
+    return token + b" " + (names if len(names) <= MAX_LINE_NAMES else b"*") + b"\n"
+
+
+def read_log(store: Store) -> Log | None:
+    """The generation log, oldest first; None when there is none or it does not check."""
     try:
-        fd = os.open(_token_path(store), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(_log_path(store), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
-        data = os.read(fd, TOKEN_BYTES + 1)
+        data = os.read(fd, MAX_LOG_BYTES + _HEADER.size)
     except OSError:
         return None
     finally:
         os.close(fd)
-    return data if len(data) == TOKEN_BYTES else None
+    if len(data) < _HEADER.size or not data.startswith(MAGIC):
+        return None
+    _magic, length, crc = _HEADER.unpack_from(data)
+    body = data[_HEADER.size : _HEADER.size + length]
+    if len(body) != length or zlib.crc32(body) != crc:
+        return None
+    log: Log = []
+    for line in body.splitlines():
+        token, _sep, rest = line.partition(b" ")
+        names = rest.decode("ascii", "replace").split()
+        log.append((token, None if names == ["*"] else frozenset(names)))
+    return log or None
 
 
-def bump(store: Store) -> bytes | None:
-    """A new token (after a commit, with the store lock held). A failure is ignored: the
-    token then stays, and views in other processes are bounded by ``MAX_AGE_S``."""
+def token(store: Store) -> bytes | None:
+    """The current generation token (the log's last); None when there is none."""
+    log = read_log(store)
+    return None if log is None else log[-1][0]
+
+
+def bump(store: Store, slugs: Iterable[str] | None) -> bytes | None:
+    """Append a commit to the log (with the store lock held): a new token and the ticket
+    directories it touched (None: anything). A failure is ignored: the log then stays,
+    and views in other processes are bounded by ``MAX_AGE_S``."""
     new = os.urandom(TOKEN_BYTES // 2).hex().encode("ascii")
+    kept = [_line(t, names) for t, names in (read_log(store) or [])[-(LOG_LINES - 1) :]]
+    body = b"".join([*kept, _line(new, slugs)])
+    data = _HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
     with contextlib.suppress(OSError):
-        fd = os.open(_token_path(store), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(_log_path(store), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            if os.pwrite(fd, new, 0) == TOKEN_BYTES:
+            if os.pwrite(fd, data, 0) == len(data):
+                os.ftruncate(fd, len(data))
                 return new
         finally:
             os.close(fd)
@@ -115,22 +159,18 @@ def trusting() -> Iterator[None]:
             _MEMOS.clear()
 
 
-def armed() -> bool:
-    return _ARMED > 0
-
-
 def get(store: Store, kind: Kind[_T]) -> list[_T]:
     """``kind.every(store)``, or the kept view when it is still the files' (see above)."""
     if not _ARMED:
         return kind.every(store)
     key = str(store.yoi_dir)
-    now = token(store)
-    memo = _MEMOS.get(key)
-    if now is None:  # no commit since the runtime directory was made: keep nothing
+    log = read_log(store)
+    if log is None:  # no commit yet, or a damaged log: keep nothing
         _MEMOS.pop(key, None)
         return list(_compute(store, kind).flat or [])
-    if memo is None or memo.token != now:
-        memo = _MEMOS[key] = _Memo(now)
+    memo = _catch_up(_MEMOS.get(key), log)
+    if memo is None:
+        memo = _MEMOS[key] = _Memo(log[-1][0])
     view = memo.views.get(kind.name)
     if view is None or time.monotonic() - view.since > MAX_AGE_S:
         view = memo.views[kind.name] = _compute(store, kind)
@@ -139,6 +179,26 @@ def get(store: Store, kind: Kind[_T]) -> list[_T]:
     if view.flat is None:
         view.flat = sorted((item for part in view.parts.values() for item in part), key=kind.order)
     return list(view.flat)
+
+
+def _catch_up(memo: _Memo | None, log: Log) -> _Memo | None:
+    """``memo`` moved to the end of ``log`` (the ticket directories named since its token
+    marked dirty), or None when it cannot follow (its token left the log, or a line
+    touched anything)."""
+    if memo is None or memo.token == log[-1][0]:
+        return memo
+    tokens = [t for t, _names in log]
+    if memo.token not in tokens:
+        return None
+    dirty: set[str] = set()
+    for _token, names in log[tokens.index(memo.token) + 1 :]:
+        if names is None:
+            return None
+        dirty |= names
+    memo.token = log[-1][0]
+    for view in memo.views.values():
+        view.dirty |= dirty
+    return memo
 
 
 def _compute(store: Store, kind: Kind[_T]) -> _View:
@@ -162,31 +222,7 @@ def _refresh(store: Store, kind: Kind[_T], view: _View) -> None:
     view.flat = None
 
 
-def forget(store: Store) -> None:
-    """Drop what this process keeps for ``store``."""
-    _MEMOS.pop(str(store.yoi_dir), None)
-
-
-def committed(
-    store: Store, before: bytes | None, after: bytes | None, ops: Iterable[journal.Op]
-) -> None:
-    """After this process committed ``ops`` (lock held): the views it kept at token
-    ``before`` follow the commit, with the ticket directories it touched marked to be read
-    again; anything else drops them."""
-    key = str(store.yoi_dir)
-    memo = _MEMOS.get(key)
-    if memo is None:
-        return
-    slugs = _touched(ops)
-    if before is None or after is None or memo.token != before or slugs is None:
-        del _MEMOS[key]
-        return
-    memo.token = after
-    for view in memo.views.values():
-        view.dirty |= slugs
-
-
-def _touched(ops: Iterable[journal.Op]) -> set[str] | None:
+def touched(ops: Iterable[journal.Op]) -> set[str] | None:
     """The slugs of the ticket directories ``ops`` change; None when one changes
     anything else (the config, a bucket itself)."""
     from yoi import journal
