@@ -214,3 +214,49 @@ def test_every_commit_changes_the_token(store: Store) -> None:
             tx.write_text(store.ticket_dir(slug) / "notes.txt", str(i))
         seen.add(views.token(store))
     assert None not in seen and len(seen) == 4
+
+
+def test_a_running_engine_honours_a_record_another_process_adds_mid_run(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`yoi engine run` (views kept between ticks) runs A, whose runner makes another
+    process add "C blocks B" (C is only ready: it will not finish on its own). The record
+    is written in C's directory, not B's; the engine must block B, not run it."""
+    import json
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.engine_helpers import queue_with_patch
+
+    monkeypatch.chdir(repo)
+    marker = repo.parent / "runner-ran"
+    code = (
+        "import os, subprocess, sys\n"
+        f"subprocess.run([sys.executable, '-m', 'yoi', 'plan', 'add', os.environ['C_SLUG'],"
+        f" '--kind', 'blocks', '--related', os.environ['B_SLUG']], cwd={str(repo)!r},"
+        " check=True)\n"
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+    )
+    store = make_store(repo, config())
+    c = ready(store, "Gamma three")
+    runner = {
+        "type": "command",
+        "command": [sys.executable, "-c", code],
+        "env": {"PYTHONPATH": str(ROOT), "C_SLUG": c, "B_SLUG": "later"},
+        "budget_ms": 120000,
+    }
+    a = queue(store, "Alpha one", runner="adder")
+    time.sleep(1.1)  # A's event is the older one: the engine takes it first
+    b = queue_with_patch(store, repo, "Beta two")
+    cfg = config(runners={"default": {"type": "patch-file"}, "adder": runner})
+    cfg["runners"]["adder"]["env"]["B_SLUG"] = b
+    (repo / ".yoi" / "config.yaml").write_text(json.dumps(cfg, indent=1) + "\n")
+    proc = run_yoi("engine", "run", "--json", cwd=repo, check=True)
+    assert marker.exists(), proc.stderr
+    ticks = json.loads(proc.stdout)["ticks"]
+    by_ticket = {t["ticket"]: t for t in ticks if t.get("ticket")}
+    assert by_ticket[a]["reason"] == "EXECUTED"
+    assert by_ticket[b]["reason"] == "BLOCKED", proc.stderr
+    fresh = Store.discover(repo)
+    assert fresh.read_ticket(b).state.value == "blocked"
+    assert not list((fresh.ticket_dir(b) / "runs").glob("*/run_record.yaml"))
