@@ -195,3 +195,27 @@ def test_plain_round_trip_of_yois_own_tickets_keeps_the_data_of_ruamels() -> Non
 
     check()
     assert sum(vouched) >= 0.6 * len(vouched)  # a coverage guard: most are vouched for
+
+
+def test_a_busy_lock_is_polled_often_not_every_fifty_ms(
+    store_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """filelock's default poll (50 ms) is longer than a whole commit: a second engine or a
+    CLI writer waiting for the lock slept through most of the time it was free."""
+    from yoi import store as store_module
+
+    store = Store.discover(store_repo)
+    lock = store.lock()
+    polls: list[float | None] = []
+    real = lock.acquire
+
+    def acquire(*args: Any, **kwargs: Any) -> Any:
+        polls.append(kwargs.get("poll_interval"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lock, "acquire", acquire)
+    with store.locked(), store.locked():  # the nested entry does not poll again
+        pass
+    assert polls == [store_module.LOCK_POLL_S]
+    assert store_module.LOCK_POLL_S <= 0.005
+    assert not lock.is_locked

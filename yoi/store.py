@@ -37,6 +37,7 @@ MAX_TICKET_BYTES = 256 * 1024
 MAX_THREAD_BYTES = 8 * 1024 * 1024
 MAX_RECORD_BYTES = 20 * 1024 * 1024
 LOCK_TIMEOUT_S = float(os.environ.get("YOI_LOCK_TIMEOUT", "60"))
+LOCK_POLL_S = 0.002
 
 CONFIG_DEFAULTS: dict[str, Any] = {
     "capacity": 1,
@@ -155,13 +156,18 @@ class Store:
             if lock.is_locked:  # (per thread) nested: a fence check inside a transaction
                 yield
                 return
-            with lock:  # the outermost acquisition completes interrupted changes
+            # A waiter polls every LOCK_POLL_S (filelock's default, 50 ms, is several
+            # times a whole commit: two engines on one store then mostly slept).
+            lock.acquire(poll_interval=LOCK_POLL_S)
+            try:  # the outermost acquisition completes interrupted changes
                 if journal.roll_forward(self.runtime("journal")):
                     self.touch_done()  # a completed commit may have written into done/
                     from yoi import views
 
                     views.bump(self, None)
                 yield
+            finally:
+                lock.release()
         except Timeout as exc:
             raise LockTimeoutError(
                 f"the store lock is busy after {LOCK_TIMEOUT_S:.0f}s",
