@@ -44,10 +44,6 @@ def _one_ticket(store: Store, bucket: str, slug: str) -> list[Ticket]:
     return cache_tickets.load_one(store, bucket, slug)
 
 
-def _ticket_order(ticket: Ticket) -> tuple[bool, str]:
-    return ticket.path.parent.name != "open", ticket.path.name  # open first, by slug
-
-
 def _every_pending(store: Store) -> list[events.EventFile]:
     return events.all_events(store, pending_only=True)
 
@@ -68,5 +64,5 @@ def _event_order(event: events.EventFile) -> tuple[str, str]:
     return event.sort_key
 
 
-_TICKETS = views.Kind("tickets", _every_ticket, _one_ticket, _at, _ticket_order)
+_TICKETS = views.Kind("tickets", _every_ticket, _one_ticket, _at, None)  # as listed
 _PENDING = views.Kind("pending-events", _every_pending, _one_pending, _at, _event_order)

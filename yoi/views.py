@@ -119,13 +119,14 @@ def bump(store: Store, slugs: Iterable[str] | None) -> bytes | None:
 @dataclass(frozen=True)
 class Kind(Generic[_T]):
     """One view: how to compute all of it, one ticket directory's part, where an item
-    lives, and the order of the whole."""
+    lives, and the order of the whole (None: by ticket directory, open bucket first, by
+    slug, as the buckets list them)."""
 
     name: str
     every: Callable[[Store], list[_T]]
     one: Callable[[Store, str, str], list[_T]]  # (store, bucket, slug)
     where: Callable[[Store, _T], Where]
-    order: Callable[[_T], Any]
+    order: Callable[[_T], Any] | None
 
 
 @dataclass
@@ -177,7 +178,7 @@ def get(store: Store, kind: Kind[_T]) -> list[_T]:
     elif view.dirty:
         _refresh(store, kind, view)
     if view.flat is None:
-        view.flat = sorted((item for part in view.parts.values() for item in part), key=kind.order)
+        view.flat = _flat(kind, view.parts)
     return list(view.flat)
 
 
@@ -199,6 +200,16 @@ def _catch_up(memo: _Memo | None, log: Log) -> _Memo | None:
     for view in memo.views.values():
         view.dirty |= dirty
     return memo
+
+
+def _flat(kind: Kind[_T], parts: dict[Where, list[Any]]) -> list[Any]:
+    if kind.order is None:
+        return [item for where in sorted(parts, key=_bucket_first) for item in parts[where]]
+    return sorted((item for part in parts.values() for item in part), key=kind.order)
+
+
+def _bucket_first(where: Where) -> tuple[int, str]:
+    return BUCKETS.index(where[0]), where[1]
 
 
 def _compute(store: Store, kind: Kind[_T]) -> _View:
