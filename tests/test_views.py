@@ -4,6 +4,7 @@ again), never longer than ``MAX_AGE_S``, and always what reading every file give
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,40 @@ def test_a_running_engine_honours_a_record_another_process_adds_mid_run(
     fresh = Store.discover(repo)
     assert fresh.read_ticket(b).state.value == "blocked"
     assert not list((fresh.ticket_dir(b) / "runs").glob("*/run_record.yaml"))
+
+
+def test_a_log_that_cannot_be_written_is_removed_and_nothing_is_kept(
+    store: Store, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slug = queue(store, "Alpha one")
+    log = store.runtime_dir / views.GENERATION_FILE
+    with views.trusting():
+        engine_view.tickets(store)
+
+        def failing(*_args: object) -> int:
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "pwrite", failing)
+            with store.transaction() as tx:  # the commit itself succeeds
+                tx.write_text(store.ticket_dir(slug) / "notes.txt", "x")
+        assert not log.exists()
+        assert (store.ticket_dir(slug) / "notes.txt").read_text() == "x"
+        engine_view.tickets(store)
+        assert counted["tickets"] == 2  # nothing was kept across the unlogged commit
+
+
+def test_a_rolled_forward_commit_is_logged_as_anything(store: Store) -> None:
+    """A writer killed after its files but before its log line leaves its journal; the
+    next lock holder completes it and logs "anything", so no kept view can miss it."""
+    from yoi import journal
+
+    slug = queue(store, "Alpha one")
+    rel = f"tickets/open/{slug}/notes.txt"
+    ops = [journal.Write(rel, b"a"), journal.Write(rel + ".2", b"b")]
+    journal._write_journal(store.runtime("journal"), store.yoi_dir, ops)  # never removed
+    with store.locked():
+        pass
+    last = views.read_log(store)
+    assert last is not None and last[-1][1] is None
+    assert (store.ticket_dir(slug) / "notes.txt").read_bytes() == b"a"

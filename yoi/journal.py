@@ -26,7 +26,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -217,17 +217,27 @@ def _unlink(path: Path, action: str) -> bool:
     return True
 
 
-def commit(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> None:
-    """Durably apply ``ops`` (see the module docstring for what a failure means)."""
+def commit(
+    journal_dir: Path,
+    store_dir: Path,
+    ops: Sequence[Op],
+    applied: Callable[[], object] | None = None,
+) -> None:
+    """Durably apply ``ops`` (see the module docstring for what a failure means).
+    ``applied`` is called once every operation is done, before the journal is removed."""
     if not ops:
         return
     preflight(store_dir, ops)
     if len(ops) == 1 and not isinstance(ops[0], Move):
         _apply_retrying(store_dir, ops, None)
+        if applied is not None:
+            applied()
         return
     path = _write_journal(journal_dir, store_dir, ops)
     faults.crashpoint("txn.journal")
     _apply_retrying(store_dir, ops, path)
+    if applied is not None:
+        applied()
     try:
         _remove_journal(path)
     except OSError:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -370,23 +371,27 @@ class Transaction:
         ops, self.ops = _last_writes(self.ops), []
         if not ops:
             return
+        touched = views.touched(ops)
         try:
-            self._commit(ops)
-        finally:  # even a failed commit may have changed some of these files
-            views.bump(self.store, views.touched(ops))
+            # Logged once the files are written and before the journal is removed: a
+            # crash in between leaves the journal, whose roll-forward logs "anything".
+            self._commit(ops, partial(views.bump, self.store, touched))
+        except BaseException:  # even a failed commit may have changed some of these files
+            views.bump(self.store, touched)
+            raise
 
-    def _commit(self, ops: list[journal.Op]) -> None:
+    def _commit(self, ops: list[journal.Op], applied: Callable[[], object]) -> None:
         from yoi import journal
 
         slugs = {slug for op in ops if (slug := _done_slug(op)) is not None}
         if not slugs:
-            journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
+            journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops, applied)
             return
         from yoi import cache_events
 
         before = cache_events.done_key(self.store)
         self.store.touch_done()
-        journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops)
+        journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops, applied)
         self.store.touch_done()
         cache_events.note_done_writes(self.store, slugs, before)
 

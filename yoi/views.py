@@ -3,8 +3,9 @@ record, every pending event (``trusting``).
 
 Every yoi writer commits under the store lock through ``Transaction.commit`` (or completes
 an interrupted commit, ``journal.roll_forward``), and each commit appends a line to the
-*generation log* ``<git-common-dir>/yoi/generation`` before the lock is released
-(``bump``): a new random token and the ticket directories the commit touched (``*``: it
+*generation log* ``<git-common-dir>/yoi/generation`` once its files are written and before
+its journal is removed (a crash in between leaves the journal, and its roll-forward logs
+"anything"), all before the lock is released (``bump``): a new random token and the ticket directories the commit touched (``*``: it
 touched something else, or it is not known what). A view computed while the log ended at
 token ``g`` is still the view of the files as long as the log ends at ``g``, as far as
 yoi's writers go; when it has grown, only the ticket directories named since ``g`` are read
@@ -99,8 +100,8 @@ def token(store: Store) -> bytes | None:
 
 def bump(store: Store, slugs: Iterable[str] | None) -> bytes | None:
     """Append a commit to the log (with the store lock held): a new token and the ticket
-    directories it touched (None: anything). A failure is ignored: the log then stays,
-    and views in other processes are bounded by ``MAX_AGE_S``."""
+    directories it touched (None: anything). When the log cannot be written it is
+    removed, so that no process keeps a view (None is returned)."""
     new = os.urandom(TOKEN_BYTES // 2).hex().encode("ascii")
     kept = [_line(t, names) for t, names in (read_log(store) or [])[-(LOG_LINES - 1) :]]
     body = b"".join([*kept, _line(new, slugs)])
@@ -113,6 +114,11 @@ def bump(store: Store, slugs: Iterable[str] | None) -> bytes | None:
                 return new
         finally:
             os.close(fd)
+    # Not logged: no process may keep a view across this commit. Without a log, nothing
+    # is kept anywhere (``get``); this process drops its own views too.
+    _MEMOS.clear()
+    with contextlib.suppress(OSError):
+        os.unlink(_log_path(store))
     return None
 
 
