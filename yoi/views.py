@@ -3,10 +3,11 @@ record, every pending event (``trusting``).
 
 Every yoi writer commits under the store lock through ``Transaction.commit`` (or completes
 an interrupted commit, ``journal.roll_forward``), and each commit appends a line to the
-*generation log* ``<git-common-dir>/yoi/generation`` once its files are written and before
-its journal is removed (a crash in between leaves the journal, and its roll-forward logs
-"anything"), all before the lock is released (``bump``): a new random token and the ticket directories the commit touched (``*``: it
-touched something else, or it is not known what). A view computed while the log ended at
+*generation log* ``<git-common-dir>/yoi/generation`` (``bump``): a new random token and
+the ticket directories the commit touched (``*``: it touched something else, or it is
+not known what). The line is written once the commit's files are, before its journal is
+removed (a crash in between leaves the journal, whose roll-forward logs ``*``) and
+before the lock is released. A view computed while the log ended at
 token ``g`` is still the view of the files as long as the log ends at ``g``, as far as
 yoi's writers go; when it has grown, only the ticket directories named since ``g`` are read
 again (this process's own commits and other processes' alike). A view computed under the
