@@ -5,6 +5,8 @@ runtime-state modules; nothing else writes files under .yoi/.
 - ``create_exclusive``: temp file, fsync, ``os.link`` into place (EEXIST = someone won).
 - ``ensure_dir``: mkdir -p that refuses to pass through symlinks.
 - ``read_bytes``: size-capped read that refuses symlinks.
+- ``stage`` + ``sync_all_staged`` and ``fsync_dirs``: the halves of a batch of atomic
+  writes (the journal's); inside ``parallel_syncs`` their fsyncs go out together.
 
 A failed write raises ``StoreIOError``: a ``YoiError`` (the CLI prints it cleanly) that
 is also an ``OSError`` (callers that handle OSError keep working). Temp files are
