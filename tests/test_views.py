@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     counts: dict[str, int] = {}
     real = views._compute
 
-    def compute(store: Store, kind: views.Kind[object]) -> views._View:
+    def compute(store: Store, kind: views.Kind[Any]) -> views._View:
         counts[kind.name] = counts.get(kind.name, 0) + 1
         return real(store, kind)
 

@@ -10,9 +10,6 @@ long-running one. Callers get fresh event dicts; tickets are frozen.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from yoi import events, views
 from yoi.model import EventType, Ticket
 from yoi.store import Store
@@ -55,14 +52,9 @@ def _one_pending(store: Store, bucket: str, slug: str) -> list[events.EventFile]
     return [events.EventFile(p, r) for p, r in cache_events.pending_in(store, tdir)]
 
 
-def _at(store: Store, item: Any) -> views.Where:
-    path: Path = item.path
-    return views.where_of(store, str(path))
-
-
 def _event_order(event: events.EventFile) -> tuple[str, str]:
     return event.sort_key
 
 
-_TICKETS = views.Kind("tickets", _every_ticket, _one_ticket, _at, None)  # as listed
-_PENDING = views.Kind("pending-events", _every_pending, _one_pending, _at, _event_order)
+_TICKETS = views.Kind("tickets", _every_ticket, _one_ticket, None)  # as listed
+_PENDING = views.Kind("pending-events", _every_pending, _one_pending, _event_order)

@@ -2,7 +2,6 @@
 runtime-state modules; nothing else writes files under .yoi/.
 
 - ``atomic_write``: temp file in the same directory, fsync, ``os.replace``, fsync dir.
-- ``create_exclusive``: temp file, fsync, ``os.link`` into place (EEXIST = someone won).
 - ``ensure_dir``: mkdir -p that refuses to pass through symlinks.
 - ``read_bytes``: size-capped read that refuses symlinks.
 - ``stage`` + ``sync_all_staged`` and ``fsync_dirs``: the halves of a batch of atomic
@@ -215,25 +214,6 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool =
         raise io_error("write the file", path, exc) from exc
     if sync_dir:
         fsync_dir(path.parent)
-
-
-def create_exclusive(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
-    """Create ``path`` with full content only if it does not exist. True if we created it."""
-    try:
-        tmp = _write_tmp(path, data, mode)
-        faults.crashpoint("fsio.tmp")
-        try:
-            faults.io("link")
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-    except OSError as exc:
-        raise io_error("create the file", path, exc) from exc
-    fsync_dir(path.parent)
-    return True
 
 
 def _symlink_refusal(path: Path) -> UsageError:

@@ -241,17 +241,7 @@ class Repo:
                 o_tree = o is not None and o.filemode == _TREE_MODE
                 n_tree = n is not None and n.filemode == _TREE_MODE
                 if o_tree or n_tree:
-                    stack.append(
-                        (
-                            path + "/",
-                            self._lookup(str(o.id), pygit2.Tree)
-                            if o is not None and o_tree
-                            else None,
-                            self._lookup(str(n.id), pygit2.Tree)
-                            if n is not None and n_tree
-                            else None,
-                        )
-                    )
+                    stack.append((path + "/", self._subtree(o, o_tree), self._subtree(n, n_tree)))
                 if o is not None and not o_tree:
                     old_out.append((path, int(o.filemode), str(o.id)))
                 if n is not None and not n_tree:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from yoi import cache, clock, views
 from yoi.errors import YoiError
 from yoi.model import PlanKind, State, Ticket
-from yoi.store import BUCKETS, Store, Transaction
+from yoi.store import BUCKETS, Store, Transaction, record_names
 
 if TYPE_CHECKING:
     from yoi.orchestrate import KickResult
@@ -87,9 +87,8 @@ def all_records(store: Store) -> list[PlanRecord]:
 def _every_record(store: Store) -> list[PlanRecord]:
     out: list[PlanRecord] = []
     for bucket in BUCKETS:
-        base = f"{store.tickets_dir}/{bucket}"
         for name in store.bucket_names(bucket):
-            out.extend(_dir_records(store, f"{base}/{name}/{PLAN_DIR}"))
+            out.extend(_one_dir(store, bucket, name))
     return sorted(out, key=_order)
 
 
@@ -101,11 +100,7 @@ def _one_dir(store: Store, bucket: str, slug: str) -> list[PlanRecord]:
     return _dir_records(store, f"{store.tickets_dir}/{bucket}/{slug}/{PLAN_DIR}")
 
 
-def _at(store: Store, record: PlanRecord) -> views.Where:
-    return views.where_of(store, str(record.path))
-
-
-_ALL = views.Kind("plan-records", _every_record, _one_dir, _at, _order)
+_ALL = views.Kind("plan-records", _every_record, _one_dir, _order)
 
 
 # What this process has read already, keyed by the identity of the file or directory
@@ -129,10 +124,9 @@ def _dir_records(store: Store, base: str) -> list[PlanRecord]:
 
 def _list(base: str) -> tuple[str, ...] | None:
     try:
-        names = os.listdir(base)
+        return tuple(record_names(os.listdir(base)))
     except OSError:
         return None
-    return tuple(sorted(n for n in names if n.endswith(".yaml") and not n.startswith(".")))
 
 
 def _read(store: Store, path: str) -> PlanRecord | None:

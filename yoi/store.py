@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -290,10 +290,10 @@ class Store:
     def record_files(self, tdir: Path, sub: str) -> list[Path]:
         base = tdir / sub
         try:
-            names = sorted(os.listdir(base))
+            names = os.listdir(base)
         except FileNotFoundError:
             return []
-        return [base / n for n in names if n.endswith(".yaml") and not n.startswith(".")]
+        return [base / n for n in record_names(names)]
 
     def run_dirs(self, tdir: Path) -> list[Path]:
         base = tdir / "runs"
@@ -394,6 +394,12 @@ class Transaction:
         journal.commit(self.store.runtime("journal"), self.store.yoi_dir, ops, applied)
         self.store.touch_done()
         cache_events.note_done_writes(self.store, slugs, before)
+
+
+def record_names(names: Iterable[str]) -> list[str]:
+    """The record files among directory entry ``names`` (``*.yaml``, not hidden: temp
+    files are), sorted."""
+    return sorted(n for n in names if n.endswith(".yaml") and not n.startswith("."))
 
 
 def _last_writes(ops: list[journal.Op]) -> list[journal.Op]:

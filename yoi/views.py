@@ -35,7 +35,10 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from yoi.store import BUCKETS
 
 if TYPE_CHECKING:
     from yoi import journal
@@ -49,9 +52,16 @@ MAX_LINE_NAMES = 512  # a commit that touched more (as text) is logged as "*"
 MAX_LOG_BYTES = LOG_LINES * (TOKEN_BYTES + 2 + MAX_LINE_NAMES)
 MAGIC = b"yoi-gen1"
 _HEADER = struct.Struct("<8sII")  # magic, body length, crc32 of the body
-BUCKETS = ("open", "done")
 
-_T = TypeVar("_T")
+
+class _InTicket(Protocol):
+    """An item of a view: its ``path`` lies in (or is) a ticket directory."""
+
+    @property
+    def path(self) -> Path: ...
+
+
+_T = TypeVar("_T", bound=_InTicket)
 Where = tuple[str, str]  # (bucket, slug) of a ticket directory
 
 
@@ -125,14 +135,13 @@ def bump(store: Store, slugs: Iterable[str] | None) -> bytes | None:
 
 @dataclass(frozen=True)
 class Kind(Generic[_T]):
-    """One view: how to compute all of it, one ticket directory's part, where an item
-    lives, and the order of the whole (None: by ticket directory, open bucket first, by
-    slug, as the buckets list them)."""
+    """One view: how to compute all of it, one ticket directory's part, and the order of
+    the whole (None: by ticket directory, open bucket first, by slug, as the buckets list
+    them). An item belongs to the ticket directory its ``path`` lies in."""
 
     name: str
     every: Callable[[Store], list[_T]]
     one: Callable[[Store, str, str], list[_T]]  # (store, bucket, slug)
-    where: Callable[[Store, _T], Where]
     order: Callable[[_T], Any] | None
 
 
@@ -224,7 +233,7 @@ def _compute(store: Store, kind: Kind[_T]) -> _View:
     items = kind.every(store)
     parts: dict[Where, list[Any]] = {}
     for item in items:
-        parts.setdefault(kind.where(store, item), []).append(item)
+        parts.setdefault(_where(store, str(item.path)), []).append(item)
     return _View(since, parts, items)
 
 
@@ -257,7 +266,7 @@ def touched(ops: Iterable[journal.Op]) -> set[str] | None:
     return slugs
 
 
-def where_of(store: Store, path: str) -> Where:
+def _where(store: Store, path: str) -> Where:
     """(bucket, slug) of a path inside a ticket directory."""
     rel = path[len(str(store.tickets_dir)) + 1 :]
     bucket, slug, _rest = [*rel.split("/", 2), "", ""][:3]

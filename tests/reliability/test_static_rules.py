@@ -79,7 +79,7 @@ def test_only_the_crash_safe_writers_write_files() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _writes_files(node):
                 found.append(f"{rel}:{node.lineno}: {_call_name(node)}")
-    assert found == [], "write through fsio (atomic_write/create_exclusive) instead"
+    assert found == [], "write through fsio.atomic_write or a store transaction instead"
 
 
 def test_no_reference_create_or_force_false() -> None:
