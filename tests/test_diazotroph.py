@@ -357,13 +357,8 @@ def test_a_runner_without_a_checkout_gets_an_index_only_repository(rig: Rig) -> 
             seen.append(request)
             made = [p for p in slots_dir.iterdir() if p.is_dir()]
             assert len(made) == 1 and (made[0] / "objects").is_symlink()
-            assert sorted(p.name for p in made[0].iterdir()) == [
-                "HEAD",
-                "config",
-                "index",
-                "objects",
-                "refs",
-            ]
+            names = {p.name for p in made[0].iterdir()} - {"index"}  # made at the first apply
+            assert names == {"HEAD", "config", "objects", "refs"}
             assert not (rig.store.runtime_dir / "worktrees" / request.run_id).exists()
             assert not git(rig.root, "worktree", "list").count("\n") > 1
             return super().produce(request)

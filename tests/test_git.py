@@ -436,6 +436,98 @@ def test_git_patch_round_trips_to_the_same_tree(base_repo: Path, tmp_path: Path,
     assert statuses == {expected}
 
 
+def _file_becomes_directory(root: Path) -> None:
+    (root / "gone.txt").unlink()
+    (root / "gone.txt").mkdir()
+    (root / "gone.txt" / "inside.txt").write_text("now a directory\n")
+
+
+def _directory_becomes_file(root: Path) -> None:
+    import shutil
+
+    shutil.rmtree(root / "src")
+    (root / "src").write_text("now a file\n")
+
+
+def _deep_new_file(root: Path) -> None:
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "a" / "b" / "c" / "deep.txt").write_text("deep\n")
+
+
+def _everything(root: Path) -> None:
+    for change in CHANGES.values():
+        change(root)
+
+
+SPARSE_CHANGES: dict[str, Callable[[Path], None]] = {
+    **CHANGES,
+    "file_becomes_directory": _file_becomes_directory,
+    "directory_becomes_file": _directory_becomes_file,
+    "deep_new_file": _deep_new_file,
+    "everything": _everything,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SPARSE_CHANGES))
+def test_index_only_applies_to_the_same_tree_as_git(
+    base_repo: Path, tmp_path: Path, kind: str
+) -> None:
+    """The sparse private index (only the paths the patch names) gives the tree that
+    `git commit` made, for every kind of change, and each apply starts from the base."""
+    tree, patch = _target(base_repo, tmp_path, SPARSE_CHANGES[kind])
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    index = repo.index_only(base)
+    assert index.apply_to_index(patch) == tree
+    assert index.apply_to_index(patch) == tree  # not stacked on the first
+    assert git(base_repo, "cat-file", "-t", tree).strip() == "tree"
+
+
+@pytest.mark.parametrize(
+    ("name", "patch", "message"),
+    [
+        (
+            "file where a directory is",
+            b"diff --git a/src b/src\nnew file mode 100644\n--- /dev/null\n+++ b/src\n"
+            b"@@ -0,0 +1 @@\n+x\n",
+            "'src' is a directory",
+        ),
+        (
+            "directory where a file is",
+            b"diff --git a/README.md/x b/README.md/x\nnew file mode 100644\n--- /dev/null\n"
+            b"+++ b/README.md/x\n@@ -0,0 +1 @@\n+x\n",
+            "'README.md' is a file",
+        ),
+        (
+            "wrong preimage",
+            b"diff --git a/text.txt b/text.txt\n--- a/text.txt\n+++ b/text.txt\n"
+            b"@@ -1 +1 @@\n-nope\n+x\n",
+            "does not apply",
+        ),
+    ],
+)
+def test_index_only_refuses_what_git_refuses(
+    base_repo: Path, tmp_path: Path, name: str, patch: bytes, message: str
+) -> None:
+    repo = Repo.open(base_repo)
+    base = repo.resolve_commit("HEAD")
+    index = repo.index_only(base)
+    with pytest.raises(PatchError, match=message):
+        index.apply_to_index(patch)
+    work = tmp_path / "check"
+    git(tmp_path, "clone", "-q", str(base_repo), str(work))
+    (tmp_path / "p.diff").write_bytes(patch)
+    refused = subprocess.run(["git", "apply", "--cached", str(tmp_path / "p.diff")], cwd=work)
+    assert refused.returncode != 0, name  # git refuses it too
+    good = b"diff --git a/gone.txt b/gone.txt\n--- a/gone.txt\n+++ b/gone.txt\n"
+    good += b"@@ -1 +1 @@\n-bye\n+hello\n"
+    after = index.apply_to_index(good)  # nothing of the refused patch stays behind
+    assert (
+        git(base_repo, "ls-tree", "-r", "--name-only", after).split()
+        == git(base_repo, "ls-tree", "-r", "--name-only", repo.tree_of(base)).split()
+    )
+
+
 def _workdir_edits(root: Path) -> None:
     for change in CHANGES.values():
         change(root)

@@ -511,15 +511,11 @@ class _PrivateIndex:
         All or nothing (libgit2 checks every file first). Files on disk are not touched.
         Applying twice stacks: call ``reset_index`` to start again from the base.
         """
-        if not patch.strip():
-            raise PatchError("the patch is empty")
-        patch = quote_spaced_names(patch)
-        try:
-            diff = pygit2.Diff.parse_diff(patch)
-        except (pygit2.GitError, KeyError, ValueError) as exc:
-            raise PatchError(f"the patch does not parse: {_reason(exc)}") from exc
-        if len(diff) == 0:
-            raise PatchError("the patch contains no file changes")
+        self._apply(*_parse_patch(patch))
+        with _git_errors("cannot write the result tree"):
+            return str(self._repo.index.write_tree())
+
+    def _apply(self, patch: bytes, diff: pygit2.Diff) -> None:
         try:  # libgit2 makes every postimage before it changes the index: no dry run first
             self._repo.apply(diff, ApplyLocation.INDEX)
         except (pygit2.GitError, ValueError, OSError) as exc:
@@ -528,8 +524,6 @@ class _PrivateIndex:
                 f"the patch does not apply to {self.base_commit[:12]}: {_reason(exc)}",
                 where=where,
             ) from exc
-        with _git_errors("cannot write the result tree"):
-            return str(self._repo.index.write_tree())
 
     def _failing_file(self, patch: bytes) -> str | None:
         """libgit2's reason does not name the file: find the first one that fails alone."""
@@ -555,49 +549,116 @@ class IndexOnly(_PrivateIndex):
     """A private index without a checkout, for runs whose runner needs no files on disk:
     a bare repository whose ``objects`` is a symlink to the user's object database (so
     the blobs and trees ``apply_to_index`` writes are the user's, as with a linked
-    worktree), with its own index file. Nothing is checked out, so the cost does not
-    grow with the repository; being bare, it has no work tree to apply to.
+    worktree), with its own index file. Nothing is checked out.
+
+    The index is *sparse*: before a patch is applied it holds the base tree's entries
+    for exactly the paths the patch names, and the result tree is the base tree with
+    those paths replaced (``_edit_tree``). So a run costs what its patch touches, not
+    what the repository holds (a full index of a large tree is megabytes to restore,
+    parse and rewrite per run); libgit2 still checks every hunk against its preimage.
+    Every apply starts from the base (``reset_index`` has nothing to undo).
 
     One is kept per process and repository (``Repo.index_only``) in a slot under
     ``<git-common-dir>/yoi/cache/index/`` that this process holds locked: an engine run
-    reuses it for every ticket, with the index of each base tree read once and restored
-    from its bytes, and libgit2's object cache kept warm. A process that dies frees its
-    slot; the next one takes it over as it is (every run starts with ``reset_index``)."""
+    reuses it for every ticket, with libgit2's object cache kept warm. A process that
+    dies frees its slot; the next one takes it over as it is."""
 
     def __init__(self, owner: Repo, path: Path, base_commit: str):
         super().__init__(owner, path, base_commit, "the private index")
-        self._pristine: str | None = None  # the tree the index holds untouched, if any
-        self.reset_index()
 
     def reset_to(self, owner: Repo, base_commit: str) -> None:
         self._owner, self.base_commit = owner, base_commit
-        self.reset_index()
 
     def reset_index(self) -> None:
-        """The index of the base tree (a no-op when nothing was applied since)."""
-        tree = self._owner.tree_of(self.base_commit)
-        if self._pristine == tree:
-            return
-        self._pristine = None
-        key = (str(self._owner.common_dir), tree)
-        data = _BASE_INDEX.get(key)
-        index_file = self.path / "index"
-        with _git_errors("cannot reset the private index"):
-            if data is None:
-                super().reset_index()
-                _remember(_BASE_INDEX, key, index_file.read_bytes())
-            else:
-                index_file.write_bytes(data)
-                self._repo.index.read(True)
-        self._pristine = tree
+        """Nothing to undo: every ``apply_to_index`` starts from the base tree."""
 
     def apply_to_index(self, patch: bytes) -> str:
-        self._pristine = None
-        return super().apply_to_index(patch)
+        patch, diff = _parse_patch(patch)
+        with _git_errors("cannot read the base tree"):
+            base = self._repo[self._owner.tree_of(self.base_commit)].peel(pygit2.Tree)
+        paths = sorted({f.path for d in diff.deltas for f in (d.old_file, d.new_file) if f.path})
+        with _git_errors("cannot prepare the private index"):
+            index = self._repo.index
+            index.clear()
+            for path in paths:
+                entry = _blob_at(base, path)
+                if entry is not None:
+                    index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+            index.write()  # libgit2's apply reads the index file: never a stale one
+        self._apply(patch, diff)
+        with _git_errors("cannot write the result tree"):
+            after = {e.path: (e.id, int(e.mode)) for e in self._repo.index}
+            changes = {path: after.get(path) for path in paths}
+            tree = _edit_tree(self._repo, base, changes, "")
+            return str(tree if tree is not None else self._repo.TreeBuilder().write())
 
 
-# (common dir, tree id) -> the bytes of an index file holding exactly that tree
-_BASE_INDEX: dict[tuple[str, str], bytes] = {}
+def _blob_at(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
+    """The non-tree entry at ``path`` in ``tree``, if any."""
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return None if entry.filemode == _TREE_MODE else entry
+
+
+Entry = tuple[pygit2.Oid, int]  # (object id, file mode)
+
+
+def _edit_tree(
+    repo: pygit2.Repository,
+    tree: pygit2.Tree | None,
+    changes: dict[str, Entry | None],
+    where: str,
+) -> pygit2.Oid | None:
+    """``tree`` with every path of ``changes`` set to an entry or removed (None): only
+    the directories on those paths are rewritten. None when nothing is left (git has no
+    empty trees). A file where a directory is needed, or the reverse, is a
+    ``PatchError``, as it is for git's own index."""
+    builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    nested: dict[str, dict[str, Entry | None]] = {}
+    added: list[tuple[str, Entry]] = []
+    for path, value in changes.items():
+        head, sep, rest = path.partition("/")
+        if sep:
+            nested.setdefault(head, {})[rest] = value
+        elif value is None:
+            if builder.get(head) is not None:
+                builder.remove(head)
+        else:
+            added.append((head, value))
+    for head, inner in nested.items():  # after removals: a file may give way to a directory
+        entry = builder.get(head)
+        if entry is not None and entry.filemode != _TREE_MODE:
+            raise PatchError(f"'{where}{head}' is a file; the patch needs it to be a directory")
+        sub = None if entry is None else entry.peel(pygit2.Tree)
+        new = _edit_tree(repo, sub, inner, f"{where}{head}/")
+        if new is not None:
+            builder.insert(head, new, _TREE_MODE)
+        elif entry is not None:
+            builder.remove(head)
+    for head, (oid, mode) in added:
+        entry = builder.get(head)
+        if entry is not None and entry.filemode == _TREE_MODE:
+            raise PatchError(f"'{where}{head}' is a directory; the patch makes it a file")
+        builder.insert(head, oid, mode)
+    return builder.write() if len(builder) else None
+
+
+def _parse_patch(patch: bytes) -> tuple[bytes, pygit2.Diff]:
+    """The patch as libgit2 reads it (spaced names quoted) and its parsed diff."""
+    if not patch.strip():
+        raise PatchError("the patch is empty")
+    patch = quote_spaced_names(patch)
+    try:
+        diff = pygit2.Diff.parse_diff(patch)
+    except (pygit2.GitError, KeyError, ValueError) as exc:
+        raise PatchError(f"the patch does not parse: {_reason(exc)}") from exc
+    if len(diff) == 0:
+        raise PatchError("the patch contains no file changes")
+    return patch, diff
+
+
 # common dir -> this process's private index for that repository (``Repo.index_only``)
 _INDEX_ONLY: dict[str, tuple[slots.Slot, IndexOnly]] = {}
 
