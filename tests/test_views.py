@@ -44,28 +44,36 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     yield counts
 
 
-Views = tuple[list[Ticket], list[plan.PlanRecord], list[EventFile]]
+Views = tuple[list[Ticket], list[plan.PlanRecord], list[EventFile], list[plan.PlanRecord]]
 
 
 def every(store: Store) -> Views:
-    """The three views computed from the files now (no memo)."""
+    """The four views computed from the files now (no memo)."""
+    records = plan._every_record(store)
     return (
         engine_view._every_ticket(store),
-        plan._every_record(store),
+        records,
         engine_view._every_pending(store),
+        [r for r in records if r.kind in plan.RELATIONS],
     )
 
 
 def kept(store: Store) -> Views:
-    return engine_view.tickets(store), plan.all_records(store), engine_view.pending_events(store)
+    return (
+        engine_view.tickets(store),
+        plan.all_records(store),
+        engine_view.pending_events(store),
+        plan.relation_records(store),
+    )
 
 
 def same(a: Views, b: Views) -> None:
-    tickets_a, records_a, events_a = a
-    tickets_b, records_b, events_b = b
+    tickets_a, records_a, events_a, related_a = a
+    tickets_b, records_b, events_b, related_b = b
     assert tickets_a == tickets_b
     assert [r.path for r in records_a] == [r.path for r in records_b]
     assert [(e.path, e.record) for e in events_a] == [(e.path, e.record) for e in events_b]
+    assert [r.path for r in related_a] == [r.path for r in related_b]
 
 
 def test_outside_trusting_every_call_reads_the_files(store: Store) -> None:
@@ -84,7 +92,12 @@ def test_own_commits_keep_the_views_and_read_only_the_touched_tickets_again(
     b = ready(store, "Beta two")
     with views.trusting():
         same(kept(store), every(store))
-        assert counted == {"tickets": 1, "plan-records": 1, "pending-events": 1}
+        assert counted == {
+            "tickets": 1,
+            "plan-records": 1,
+            "pending-events": 1,
+            "plan-relations": 1,
+        }
         add(store, a, NewRecord(PlanKind.DEPENDS_ON, related=b))  # a commit of this process
         same(kept(store), every(store))
         engine_move(store, a, Action.ACCEPT)
@@ -94,7 +107,12 @@ def test_own_commits_keep_the_views_and_read_only_the_touched_tickets_again(
         c = queue(store, "Gamma three")  # a new ticket directory
         same(kept(store), every(store))
         assert c in {t.slug for t in engine_view.tickets(store)}
-        assert counted == {"tickets": 1, "plan-records": 1, "pending-events": 1}
+        assert counted == {
+            "tickets": 1,
+            "plan-records": 1,
+            "pending-events": 1,
+            "plan-relations": 1,
+        }
     assert not views._MEMOS
 
 
@@ -110,7 +128,12 @@ def test_another_process_commit_is_seen_at_once(store: Store, counted: dict[str,
             b: "ready",
         }
         same(kept(store), every(store))
-        assert counted == {"tickets": 1, "plan-records": 1, "pending-events": 1}  # read a only
+        assert counted == {
+            "tickets": 1,
+            "plan-records": 1,
+            "pending-events": 1,
+            "plan-relations": 1,
+        }  # read a only
 
 
 def test_a_commit_that_touched_anything_else_recomputes(
@@ -175,6 +198,33 @@ def test_edits_by_other_tools_are_seen_after_max_age(
         now[0] += views.MAX_AGE_S
         assert [t.title for t in engine_view.tickets(store)] == ["Alpha two"]
         assert counted["tickets"] == 2
+
+
+def test_a_costly_full_pass_is_repeated_less_often(
+    store: Store, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view whose full pass took ``c`` seconds is trusted for ``COST_FACTOR * c`` when
+    that is longer than ``MAX_AGE_S`` (a big store's engine does not spend its time
+    re-reading it), and never longer."""
+    slug = queue(store, "Alpha one")
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    slow = views.MAX_AGE_S / 5  # the full pass "takes" this long: trusted for 4x MAX_AGE_S
+
+    def costly(s: Store) -> list[Ticket]:
+        now[0] += slow
+        return engine_view._every_ticket(s)
+
+    kind = views.Kind("tickets", costly, engine_view._one_ticket, None)
+    monkeypatch.setattr(engine_view, "_TICKETS", kind)
+    ticket_md = store.ticket_dir(slug) / "ticket.md"
+    with views.trusting():
+        assert [t.title for t in engine_view.tickets(store)] == ["Alpha one"]
+        ticket_md.write_text(ticket_md.read_text().replace("Alpha one", "Alpha two"))
+        now[0] += 3 * views.MAX_AGE_S  # past MAX_AGE_S, within COST_FACTOR times the cost
+        assert [t.title for t in engine_view.tickets(store)] == ["Alpha one"]
+        now[0] += views.COST_FACTOR * slow
+        assert [t.title for t in engine_view.tickets(store)] == ["Alpha two"]
 
 
 def test_a_missing_or_foreign_token_keeps_nothing(store: Store, counted: dict[str, int]) -> None:

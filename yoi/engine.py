@@ -76,7 +76,7 @@ def tick(
 
 
 class _View:
-    """Tickets and plan records as of the start of the tick, loaded on first use."""
+    """Tickets and relation plan records as of the start of the tick, loaded on first use."""
 
     def __init__(self, store: Store):
         self.store = store
@@ -92,7 +92,7 @@ class _View:
     @property
     def records(self) -> list[plan.PlanRecord]:
         if self._records is None:
-            self._records = plan.all_records(self.store)
+            self._records = plan.relation_records(self.store)
         return self._records
 
     def must_wait(self, ticket: Ticket) -> bool:

@@ -73,7 +73,7 @@ def _decide(
         _close(tx, path, event, reason, now)
         return TickResult(PROCESSED, ids.event_id, slug, reason.value)
     tickets = engine_view.tickets(store)
-    records = plan.all_records(store)  # read once, under the lock: both checks use them
+    records = plan.relation_records(store)  # read once, under the lock: both checks use them
     problems = [
         rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
         for p in plan.blocking_prerequisites(store, doc.ticket, tickets=tickets, records=records)

@@ -102,6 +102,30 @@ def _one_dir(store: Store, bucket: str, slug: str) -> list[PlanRecord]:
 
 _ALL = views.Kind("plan-records", _every_record, _one_dir, _order)
 
+# The kinds that relate two tickets: all that the waiting and blocking rules read. Far
+# fewer records than all of them (every accepted run adds an `accepted_plan`), so the
+# engine's rules per tick cost what the relations hold, not what the store has done.
+RELATIONS = frozenset(
+    {PlanKind.BEFORE, PlanKind.AFTER, PlanKind.DEPENDS_ON, PlanKind.BLOCKS, PlanKind.CONFLICTS_WITH}
+)
+
+
+def relation_records(store: Store) -> list[PlanRecord]:
+    """Every valid plan record of a ``RELATIONS`` kind, oldest first."""
+    return views.get(store, _RELATED)
+
+
+def _relations(records: list[PlanRecord]) -> list[PlanRecord]:
+    return [r for r in records if r.kind in RELATIONS]
+
+
+_RELATED = views.Kind(
+    "plan-relations",
+    lambda store: _relations(_every_record(store)),
+    lambda store, bucket, slug: _relations(_one_dir(store, bucket, slug)),
+    _order,
+)
+
 
 # What this process has read already, keyed by the identity of the file or directory
 # (``cache.by_identity``, the rules of the derived caches): a tick reads every ticket's
@@ -279,7 +303,7 @@ def queue_problems(store: Store, slug: str) -> list[str]:
     """Why ``slug`` may not be queued (SPEC §4): a `depends_on` target or a ticket that
     `blocks` it which is missing or in planning, ready or blocked."""
     tickets, _invalid = store.list_tickets()
-    return unfinished_prerequisites(all_records(store), slug, _states(tickets))
+    return unfinished_prerequisites(relation_records(store), slug, _states(tickets))
 
 
 def blocking_prerequisites(
@@ -291,8 +315,8 @@ def blocking_prerequisites(
 ) -> list[str]:
     """Prerequisites of ``ticket`` that will not finish on their own (planning, ready,
     blocked) or do not exist, in plain words naming each: the engine's BLOCKED path.
-    ``records``: every plan record, when the caller has read them already."""
-    found = all_records(store) if records is None else records
+    ``records``: the relation records (or every record), when the caller has read them."""
+    found = relation_records(store) if records is None else records
     return unfinished_prerequisites(found, ticket.slug, _states(tickets))
 
 
@@ -304,7 +328,7 @@ def start_wait_reason(
     records: Sequence[PlanRecord] | None = None,
 ) -> str | None:
     """Why the queued ``ticket`` must wait before it may start, or None (SPEC §5 step 1)."""
-    found = all_records(store) if records is None else records
+    found = relation_records(store) if records is None else records
     return wait_reason(found, ticket, tickets, store.config()["engine"]["capacity"])
 
 

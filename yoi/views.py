@@ -15,7 +15,9 @@ lock is exact. When ``g`` has left the log (it keeps the last ``LOG_LINES`` comm
 line says ``*``, the view is computed again from every file.
 
 Files changed by other tools (an editor, ``git pull``) do not change the log, so a view is
-trusted for at most ``MAX_AGE_S`` after it was last computed from every file: such an edit
+trusted for at most ``MAX_AGE_S`` after it was last computed from every file, or
+``COST_FACTOR`` times what that computation took when that is longer (so a big store
+spends at most about 1/``COST_FACTOR`` of an engine's time on full passes): such an edit
 is seen within that time, as if it had been made that much later (no lock orders an
 editor and the engine anyway). Outside ``trusting`` (every short-lived command) nothing is
 kept and each call reads the files, through the stat-keyed caches.
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 GENERATION_FILE = "generation"
 TOKEN_BYTES = 32
 MAX_AGE_S = 1.0
+COST_FACTOR = 20  # a view is trusted for at least this many times its full pass's cost
 LOG_LINES = 32  # commits a reader can catch up with
 MAX_LINE_NAMES = 512  # a commit that touched more (as text) is logged as "*"
 MAX_LOG_BYTES = LOG_LINES * (TOKEN_BYTES + 2 + MAX_LINE_NAMES)
@@ -151,6 +154,10 @@ class _View:
     parts: dict[Where, list[Any]]
     flat: list[Any] | None
     dirty: set[str] = field(default_factory=set)  # slugs this process wrote since
+    cost: float = 0.0  # seconds the computation from every file took
+
+    def expired(self, now: float) -> bool:
+        return now - self.since > max(MAX_AGE_S, COST_FACTOR * self.cost)
 
 
 @dataclass
@@ -189,7 +196,7 @@ def get(store: Store, kind: Kind[_T]) -> list[_T]:
     if memo is None:
         memo = _MEMOS[key] = _Memo(log[-1][0])
     view = memo.views.get(kind.name)
-    if view is None or time.monotonic() - view.since > MAX_AGE_S:
+    if view is None or view.expired(time.monotonic()):
         view = memo.views[kind.name] = _compute(store, kind)
     elif view.dirty:
         _refresh(store, kind, view)
@@ -234,7 +241,7 @@ def _compute(store: Store, kind: Kind[_T]) -> _View:
     parts: dict[Where, list[Any]] = {}
     for item in items:
         parts.setdefault(_where(store, str(item.path)), []).append(item)
-    return _View(since, parts, items)
+    return _View(since, parts, items, cost=time.monotonic() - since)
 
 
 def _refresh(store: Store, kind: Kind[_T], view: _View) -> None:
