@@ -44,6 +44,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
     yield counts
 
 
+ONCE_EACH = {"tickets": 1, "plan-records": 1, "pending-events": 1, "plan-relations": 1}
 Views = tuple[list[Ticket], list[plan.PlanRecord], list[EventFile], list[plan.PlanRecord]]
 
 
@@ -92,12 +93,7 @@ def test_own_commits_keep_the_views_and_read_only_the_touched_tickets_again(
     b = ready(store, "Beta two")
     with views.trusting():
         same(kept(store), every(store))
-        assert counted == {
-            "tickets": 1,
-            "plan-records": 1,
-            "pending-events": 1,
-            "plan-relations": 1,
-        }
+        assert counted == ONCE_EACH
         add(store, a, NewRecord(PlanKind.DEPENDS_ON, related=b))  # a commit of this process
         same(kept(store), every(store))
         engine_move(store, a, Action.ACCEPT)
@@ -107,12 +103,7 @@ def test_own_commits_keep_the_views_and_read_only_the_touched_tickets_again(
         c = queue(store, "Gamma three")  # a new ticket directory
         same(kept(store), every(store))
         assert c in {t.slug for t in engine_view.tickets(store)}
-        assert counted == {
-            "tickets": 1,
-            "plan-records": 1,
-            "pending-events": 1,
-            "plan-relations": 1,
-        }
+        assert counted == ONCE_EACH
     assert not views._MEMOS
 
 
@@ -128,12 +119,7 @@ def test_another_process_commit_is_seen_at_once(store: Store, counted: dict[str,
             b: "ready",
         }
         same(kept(store), every(store))
-        assert counted == {
-            "tickets": 1,
-            "plan-records": 1,
-            "pending-events": 1,
-            "plan-relations": 1,
-        }  # read a only
+        assert counted == ONCE_EACH  # read a only
 
 
 def test_a_commit_that_touched_anything_else_recomputes(

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pygit2
-from pygit2.enums import ApplyLocation, DiffFind, DiffOption, ObjectType
+from pygit2.enums import ApplyLocation, DiffFind, DiffOption, FileMode, ObjectType
 
 from yoi import cache, slots
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
@@ -574,16 +574,17 @@ class IndexOnly(_PrivateIndex):
 
     def apply_to_index(self, patch: bytes) -> str:
         patch, diff = _parse_patch(patch)
+        base_tree = self._owner.tree_of(self.base_commit)
         with _git_errors("cannot read the base tree"):
-            base = self._repo[self._owner.tree_of(self.base_commit)].peel(pygit2.Tree)
+            base = self._repo[base_tree].peel(pygit2.Tree)
         paths = sorted({f.path for d in diff.deltas for f in (d.old_file, d.new_file) if f.path})
         with _git_errors("cannot prepare the private index"):
             index = self._repo.index
             index.clear()
             for path in paths:
-                entry = _blob_at(base, path)
+                entry = self._owner.entry_at(base_tree, path)
                 if entry is not None:
-                    index.add(pygit2.IndexEntry(path, entry.id, entry.filemode))
+                    index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=entry[1]), FileMode(entry[0])))
             index.write()  # libgit2's apply reads the index file: never a stale one
         self._apply(patch, diff)
         with _git_errors("cannot write the result tree"):
@@ -591,15 +592,6 @@ class IndexOnly(_PrivateIndex):
             changes = {path: after.get(path) for path in paths}
             tree = _edit_tree(self._repo, base, changes, "")
             return str(tree if tree is not None else self._repo.TreeBuilder().write())
-
-
-def _blob_at(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
-    """The non-tree entry at ``path`` in ``tree``, if any."""
-    try:
-        entry = tree[path]
-    except KeyError:
-        return None
-    return None if entry.filemode == _TREE_MODE else entry
 
 
 Entry = tuple[pygit2.Oid, int]  # (object id, file mode)
