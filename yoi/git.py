@@ -585,7 +585,8 @@ class IndexOnly(_PrivateIndex):
                 entry = self._owner.entry_at(base_tree, path)
                 if entry is not None:
                     index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=entry[1]), FileMode(entry[0])))
-            index.write()  # libgit2's apply reads the index file: never a stale one
+        # Not written first: libgit2's apply reads the repository's index object (this one,
+        # in memory) and writes it once, when the patch applied.
         self._apply(patch, diff)
         with _git_errors("cannot write the result tree"):
             after = {e.path: (e.id, int(e.mode)) for e in self._repo.index}
