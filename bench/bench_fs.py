@@ -1,9 +1,10 @@
 """What this machine's file system charges for the operations a commit is made of,
 against renaming a file (the cheapest one that changes a directory), in the same run.
 
-An engine run is mostly small durable writes: for each ticket about 30 new files and
-directories (its records' temp files, the run and pause directories, git's objects, the
-private index and the ref lock) and about 30 fsyncs. How much those cost varies a great
+An engine run is mostly small durable writes: for each ticket 28 new files and
+directories (its records' temp files, the run and pause directories, journals, claim
+records, git's objects, the private index and the ref lock) and 33 fsyncs, where the
+spawn-git floor makes 8 files and no fsync. How much those cost varies a great
 deal between machines, and between directories of one machine, so when the engine's
 throughput ratio (``bench_engine.py``) differs from the figures in
 ``docs/performance.md``, run this on the same disk first:

@@ -483,6 +483,23 @@ def test_index_only_applies_to_the_same_tree_as_git(
     assert git(base_repo, "cat-file", "-t", tree).strip() == "tree"
 
 
+def test_index_only_keeps_its_index_in_memory(base_repo: Path, tmp_path: Path) -> None:
+    """The sparse index is built in memory and libgit2's apply reads it there (yoi does
+    not write it first): what the slot's index file holds on disk (emptied behind its
+    back, or gone) changes nothing. Fails if libgit2 ever reads the file instead."""
+    tree, patch = _target(base_repo, tmp_path, SPARSE_CHANGES["everything"])
+    repo = Repo.open(base_repo)
+    index = repo.index_only(repo.resolve_commit("HEAD"))
+    assert index.apply_to_index(patch) == tree
+    on_disk = index.path / "index"
+    emptied = {**os.environ, "GIT_DIR": str(index.path), "GIT_INDEX_FILE": str(on_disk)}
+    subprocess.run(["git", "read-tree", "--empty"], env=emptied, check=True)
+    assert index.apply_to_index(patch) == tree
+    on_disk.unlink()
+    assert index.apply_to_index(patch) == tree
+    assert on_disk.is_file()  # libgit2 wrote it once, after the patch applied
+
+
 @pytest.mark.parametrize(
     ("name", "patch", "message"),
     [
