@@ -5,7 +5,8 @@
 For each size it generates a store with tickets in every state (``gen_store``) for
 ``ticket list``, ``ticket show``, name resolution and ``doctor``, and an idle store for
 ``engine tick`` (then grows its done tickets). Startup and engine throughput are
-measured once. Every figure is a median over ``--repeat`` runs with its baseline
+measured once, and what the disk charges for creating and syncing files
+(``bench_fs``). Every figure is a median over ``--repeat`` runs with its baseline
 measured in the same run; the last table shows how each cost grows with the store.
 """
 
@@ -23,7 +24,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import bench_commands, bench_engine, bench_list, bench_startup, bench_tick, gen_store
+from bench import (
+    bench_commands,
+    bench_engine,
+    bench_fs,
+    bench_list,
+    bench_startup,
+    bench_tick,
+    gen_store,
+)
 from bench._common import Row, table
 
 
@@ -80,8 +89,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     p.add_argument(
         "--only",
-        default="startup,list,commands,tick,engine",
-        help="comma-separated subset of: startup,list,commands,tick,engine",
+        default="startup,list,commands,tick,engine,fs",
+        help="comma-separated subset of: startup,list,commands,tick,engine,fs",
     )
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([50_000] if args.big else [])
@@ -99,6 +108,8 @@ def main() -> None:
                 rows += bench_engine.measure(work, args.engine_tickets, templates, 1)
             except RuntimeError as exc:
                 print(f"engine throughput failed: {str(exc)[-500:]}", file=sys.stderr)
+        if "fs" in only:  # what the disk charges: read next to the engine's row
+            rows += bench_fs.measure(work, 300, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
