@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,48 @@ def test_claim_of_a_live_process_waits_until_it_dies(store: Store) -> None:
         holder.wait(timeout=30)
     taken = Claims(store, owner="me", lease_seconds=30).acquire("EVENT", "ev-1")
     assert taken is not None and taken.claim_version == 2
+
+
+_LOCK_HOLDER = """
+import sys
+from pathlib import Path
+from yoi.claims import Claims
+from yoi.paths import Layout
+from yoi.store import Store
+root = Path(sys.argv[1])
+store = Store(Layout(root, root / ".git", root / ".git", root / ".yoi"))
+Claims(store, owner="other", lease_seconds=600).acquire("EVENT", "ev-1")
+with store.locked():
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_claim_held_by_another_is_refused_without_waiting_for_the_lock(store: Store) -> None:
+    """Engines sharing a store try the same pending events: a live claim of another
+    owner is answered without the store lock, which its holder may be committing under
+    (it was one lock wait per event tried, for nothing)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(store.root)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        answers: list[Claim | None] = []
+        mine = Claims(store, owner="me", lease_seconds=30)
+        asking = threading.Thread(target=lambda: answers.append(mine.acquire("EVENT", "ev-1")))
+        asking.start()
+        asking.join(timeout=20)  # the lock is held until stdin closes: waiting would hang
+        assert not asking.is_alive() and answers == [None]
+    finally:
+        holder.communicate(timeout=60)
+    free = Claims(store, owner="me", lease_seconds=30)
+    assert free.acquire("EVENT", "ev-2") is not None  # a free claim still takes the lock
 
 
 def test_lease_heartbeat_keeps_a_short_claim_alive(store: Store) -> None:

@@ -121,19 +121,33 @@ class Claims:
 
     # ---- operations (each under the store lock) ------------------------------------
     def acquire(self, resource_type: str, resource_id: str) -> Claim | None:
-        """Take the claim if it is free; ``None`` if someone else holds it."""
+        """Take the claim if it is free; ``None`` if someone else holds it.
+
+        A claim another owner holds is answered from a read without the lock (a claim file
+        is replaced atomically, so it is whole): engines sharing a store walk the same
+        pending events, and each would otherwise wait for the lock, which the holder is
+        busy committing under, just to learn that. Whether it is free is decided under
+        the lock, on a fresh read."""
+        if self._held_by_another(self.read(resource_type, resource_id)):
+            return None
         with self.store.locked():
             record = self.read(resource_type, resource_id)
-            now = self.clock()
-            held = record is not None and status_of(record, now) == "held"
-            if held and record is not None and record["owner_id"] != self.owner:
+            if self._held_by_another(record):
                 return None
+            now = self.clock()
             # Free, expired, released, or ours already (an acquire whose write raised
             # after the rename): take it with the next version, fencing older handles.
             version = 1 if record is None else int(record["claim_version"]) + 1
             claim = Claim(resource_type, resource_id, self.owner, version, now + self.lease_seconds)
             self._write(claim, now, acquired=None)
             return claim
+
+    def _held_by_another(self, record: dict[str, Any] | None) -> bool:
+        return (
+            record is not None
+            and record["owner_id"] != self.owner
+            and status_of(record, self.clock()) == "held"
+        )
 
     def _verify(self, claim: Claim, now: float) -> dict[str, Any]:
         record = self.read(claim.resource_type, claim.resource_id)
