@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,31 +196,74 @@ with store.locked():
 """
 
 
-def test_a_claim_held_by_another_is_refused_without_waiting_for_the_lock(store: Store) -> None:
-    """Engines sharing a store try the same pending events: a live claim of another
-    owner is answered without the store lock, which its holder may be committing under
-    (it was one lock wait per event tried, for nothing)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _lock_holder(store: Store) -> subprocess.Popen[str]:
+    """Another process that holds claim ev-1 and the store lock until its stdin closes."""
     holder = subprocess.Popen(
         [sys.executable, "-c", _LOCK_HOLDER, str(store.root)],
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def _returns_while_locked(call: Callable[[], object]) -> list[object]:
+    """``call``'s result (or exception) from a thread, which must not wait for the lock."""
+    answers: list[object] = []
+
+    def run() -> None:
+        try:
+            answers.append(call())
+        except Exception as exc:
+            answers.append(exc)
+
+    asking = threading.Thread(target=run)
+    asking.start()
+    asking.join(timeout=20)  # the lock is held until the holder's stdin closes
+    assert not asking.is_alive(), "waited for the store lock"
+    return answers
+
+
+def test_a_claim_held_by_another_is_refused_without_waiting_for_the_lock(store: Store) -> None:
+    """Engines sharing a store try the same pending events: a live claim of another
+    owner is answered without the store lock, which its holder may be committing under
+    (it was one lock wait per event tried, for nothing)."""
+    holder = _lock_holder(store)
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        answers: list[Claim | None] = []
         mine = Claims(store, owner="me", lease_seconds=30)
-        asking = threading.Thread(target=lambda: answers.append(mine.acquire("EVENT", "ev-1")))
-        asking.start()
-        asking.join(timeout=20)  # the lock is held until stdin closes: waiting would hang
-        assert not asking.is_alive() and answers == [None]
+        assert _returns_while_locked(lambda: mine.acquire("EVENT", "ev-1")) == [None]
     finally:
         holder.communicate(timeout=60)
     free = Claims(store, owner="me", lease_seconds=30)
     assert free.acquire("EVENT", "ev-2") is not None  # a free claim still takes the lock
+
+
+def test_a_lease_fence_outside_a_transaction_needs_no_lock_while_the_claim_is_ours(
+    store: Store,
+) -> None:
+    """Before a ref move (outside any transaction) the fence reads the claim without the
+    lock when it shows the claim ours and unexpired; anything else (here: expired and
+    taken over) is still decided under the lock and fences the holder."""
+    clock = FakeClock()
+    mine = Claims(store, owner="me", clock=clock, lease_seconds=30)
+    claim = mine.acquire("EVENT", "ev-2")
+    assert claim is not None
+    lease = Lease(mine, claim)
+    holder = _lock_holder(store)
+    try:
+        assert _returns_while_locked(lease.check) == [None]
+    finally:
+        holder.communicate(timeout=60)
+    clock.advance(31)
+    taken = Claims(store, owner="other", clock=clock, lease_seconds=30).acquire("EVENT", "ev-2")
+    assert taken is not None
+    with pytest.raises(FencedError, match="taken over by other"):
+        lease.check()
+    with pytest.raises(FencedError):
+        lease.check()  # and it stays lost
 
 
 def test_lease_heartbeat_keeps_a_short_claim_alive(store: Store) -> None:

@@ -42,7 +42,7 @@ from yoi.claims_records import (
     read_record,
     status_of,
 )
-from yoi.errors import FencedError, UsageError
+from yoi.errors import FencedError, UsageError, YoiError
 from yoi.lease import Lease
 
 if TYPE_CHECKING:
@@ -168,6 +168,17 @@ class Claims:
         """The fence: raise ``FencedError`` unless ``claim`` is still ours and unexpired."""
         with self.store.locked():
             self._verify(claim, self.clock())
+
+    def holds(self, claim: Claim) -> bool:
+        """``check`` from a read without the lock: True when the claim file shows ``claim``
+        ours and unexpired now (a claim file is replaced atomically, so the read sees a
+        whole one). While it does, no one else may change it (a takeover needs it expired
+        or its owner dead); False is no verdict: ask ``check``."""
+        try:
+            self._verify(claim, self.clock())
+        except (YoiError, OSError):
+            return False
+        return True
 
     def heartbeat(self, claim: Claim) -> Claim:
         """Extend the lease of a claim we still hold; the version grows by one."""

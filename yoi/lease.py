@@ -38,7 +38,18 @@ class Lease:
         return self._lost
 
     def check(self) -> None:
-        with self.claims.store.locked():
+        """The fence. Inside a transaction (the store lock held) the claim is verified under
+        it, so no one changes it until the transaction's writes are done. Outside one
+        (before a ref move) a read without the lock that shows the claim ours and
+        unexpired is enough: taking the lock would order nothing more, as the move itself
+        happens after the lock is released, and it made engines sharing a store wait for
+        each other's commits. Anything else is decided under the lock."""
+        if self._lost is not None:
+            raise FencedError(self._lost)
+        store = self.claims.store
+        if not store.lock().is_locked and self.claims.holds(self._claim):
+            return
+        with store.locked():
             if self._lost is not None:
                 raise FencedError(self._lost)
             try:
