@@ -75,6 +75,7 @@ def rename(d: str, n: int) -> None:
         os.rename(f"{d}/r{i}", f"{d}/s{i}")
 
 
+OPS = 300  # operations per case and round (``--ops``)
 PER = 1000  # the table's "ms" are per this many operations: microseconds per operation
 CASES: dict[str, Case] = {
     f"create {PER:,} files": create,
@@ -108,7 +109,7 @@ def measure(root: Path, ops: int, repeat: int) -> list[Row]:
 
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0], repeat=5)
-    p.add_argument("--ops", type=int, default=300, help="operations per case (default 300)")
+    p.add_argument("--ops", type=int, default=OPS, help=f"operations per case (default {OPS})")
     p.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()), help="where")
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="yoi-bench-fs-", dir=args.dir))

@@ -109,7 +109,7 @@ def main() -> None:
             except RuntimeError as exc:
                 print(f"engine throughput failed: {str(exc)[-500:]}", file=sys.stderr)
         if "fs" in only:  # what the disk charges: read next to the engine's row
-            rows += bench_fs.measure(work, 300, args.repeat)
+            rows += bench_fs.measure(work, bench_fs.OPS, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()

@@ -140,6 +140,10 @@ claim = Claims(store, owner="other", lease_seconds=600).acquire("EVENT", "ev-1")
 print(claim.claim_version if claim else "none", flush=True)
 if sys.argv[2] == "wait":
     sys.stdin.read()
+elif sys.argv[2] == "lock":  # and the store lock too
+    with store.locked():
+        print("locked", flush=True)
+        sys.stdin.read()
 """
 
 
@@ -181,31 +185,11 @@ def test_claim_of_a_live_process_waits_until_it_dies(store: Store) -> None:
     assert taken is not None and taken.claim_version == 2
 
 
-_LOCK_HOLDER = """
-import sys
-from pathlib import Path
-from yoi.claims import Claims
-from yoi.paths import Layout
-from yoi.store import Store
-root = Path(sys.argv[1])
-store = Store(Layout(root, root / ".git", root / ".git", root / ".yoi"))
-Claims(store, owner="other", lease_seconds=600).acquire("EVENT", "ev-1")
-with store.locked():
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
-
-
 def _lock_holder(store: Store) -> subprocess.Popen[str]:
     """Another process that holds claim ev-1 and the store lock until its stdin closes."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _LOCK_HOLDER, str(store.root)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _holder(store, "lock")
     assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "1"
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
