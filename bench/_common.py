@@ -82,6 +82,33 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+@dataclass(frozen=True)
+class Spent:
+    """Wall time and the CPU time of the child processes ``fn`` waited for."""
+
+    wall: float
+    user: float
+    system: float
+
+    def per(self, n: int) -> Spent:
+        return Spent(self.wall / n, self.user / n, self.system / n)
+
+
+def timed_cpu(fn: Callable[[], object]) -> Spent:
+    """``timed``, with the user and system CPU time of the processes ``fn`` ran (and
+    waited for): where the time went, user space or the kernel."""
+    before = os.times()
+    start = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - start
+    after = os.times()
+    return Spent(
+        wall,
+        after.children_user - before.children_user,
+        after.children_system - before.children_system,
+    )
+
+
 def median_of(
     fn: Callable[[], object], repeat: int, *, before: Callable[[], object] | None = None
 ) -> float:

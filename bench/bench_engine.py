@@ -12,8 +12,18 @@ against the same work done with plain git plumbing, one spawn per step.
   four processes per ticket (``commit-tree`` needs the tree that ``write-tree`` makes).
 
 The figures are seconds per ticket; ratio = engine / floor (<= 1.0 means the engine's
-throughput is at least the floor's). When ``yoi.engine`` has no ``tick``/``run`` yet the
-script waits for it (``--wait`` seconds, default 0: report "not available").
+throughput is at least the floor's). Two more rows split the one-engine run's CPU time
+per ticket into user and system (kernel) time, each against the floor's: on a disk where
+creating a file is dear, the system row is where it shows.
+
+No store is deleted until every run is done: on ext4 without a journal (the disk of the
+machine these figures come from), the inode allocator passes over every inode freed in
+the last minute or more each time it creates a file (``recently_deleted``), so deleting a
+store next to the one about to be timed makes each file the engine creates cost several
+times more for a while.
+
+When ``yoi.engine`` has no ``tick``/``run`` yet the script waits for it (``--wait``
+seconds, default 0: report "not available").
 
     python bench/bench_engine.py [--tickets 200] [--repeat 1] [--wait 0]
 """
@@ -31,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import gen_store
-from bench._common import Row, env, parser, report, run, timed, workspace, yoi
+from bench._common import Row, Spent, env, parser, report, run, timed_cpu, workspace, yoi
 
 
 def engine_available() -> bool:
@@ -53,8 +63,8 @@ def wait_for_engine(seconds: float) -> bool:
     return True
 
 
-def floor_run(repo: Path, clones: list[gen_store.Clone]) -> float:
-    """Seconds for the plumbing floor over every queued ticket's patch."""
+def floor_run(repo: Path, clones: list[gen_store.Clone]) -> Spent:
+    """Time spent by the plumbing floor over every queued ticket's patch."""
     base = run(["git", "rev-parse", "HEAD"], repo).stdout.decode().strip()
     index = repo / ".git" / "bench-floor-index"
     run(["git", "read-tree", base], repo, extra_env={"GIT_INDEX_FILE": str(index)})
@@ -74,11 +84,11 @@ def floor_run(repo: Path, clones: list[gen_store.Clone]) -> float:
         for clone in clones:
             one(clone)
 
-    return timed(every)
+    return timed_cpu(every)
 
 
-def engine_run(repo: Path, count: int, engines: int = 1) -> float:
-    """Seconds for ``engines`` concurrent ``yoi engine run`` to finish every ticket."""
+def engine_run(repo: Path, count: int, engines: int = 1) -> Spent:
+    """Time spent by ``engines`` concurrent ``yoi engine run`` to finish every ticket."""
 
     def drain() -> None:
         procs = [
@@ -90,40 +100,42 @@ def engine_run(repo: Path, count: int, engines: int = 1) -> float:
             if proc.returncode != 0:
                 raise RuntimeError(f"yoi engine run failed ({proc.returncode})")
 
-    seconds = timed(drain)
+    spent = timed_cpu(drain)
     done = repo / ".yoi" / "tickets" / "done"
     finished = sum(1 for p in done.iterdir() if not p.name.startswith("."))
     if finished != count:
         raise RuntimeError(f"the engines finished {finished} of {count} tickets")
-    return seconds
+    return spent
 
 
 def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat: int) -> list[Row]:
-    """Medians over ``repeat`` fresh stores of the seconds per ticket."""
-    floors, engines, pairs = [], [], []
+    """Medians over ``repeat`` fresh stores of the time spent per ticket. The stores stay
+    until the workspace goes (see the module docstring: no deletion before a timed run)."""
+    floors: list[Spent] = []
+    engines: list[Spent] = []
+    pairs: list[Spent] = []
     for k in range(repeat):
         repo = work / f"engine-{n}-{k}"
         clones = gen_store.generate(repo, n, templates, queued=n)
-        floors.append(floor_run(repo, clones) / n)
+        floors.append(floor_run(repo, clones).per(n))
         gen_store.settle()  # the floor's writes reach the disk before the engine is timed
-        engines.append(engine_run(repo, n) / n)
-        shutil.rmtree(repo, ignore_errors=True)
+        engines.append(engine_run(repo, n).per(n))
         repo = work / f"engines-{n}-{k}"
         gen_store.generate(repo, n, templates, queued=n)
-        pairs.append(engine_run(repo, n, engines=2) / n)
-        shutil.rmtree(repo, ignore_errors=True)
-    floor = statistics.median(floors)
+        pairs.append(engine_run(repo, n, engines=2).per(n))
+
+    def med(spent: list[Spent], field: str) -> float:
+        return statistics.median(float(getattr(s, field)) for s in spent)
+
+    def row(case: str, field: str, spent: list[Spent], target: str = "") -> Row:
+        floor = med(floors, field)
+        return Row("engine throughput", case, n, med(spent, field), "git plumbing", floor, target)
+
     return [
-        Row(
-            "engine throughput",
-            "s per ticket",
-            n,
-            statistics.median(engines),
-            "git plumbing",
-            floor,
-            "<= 1.0x",
-        ),
-        Row("engine throughput", "2 engines", n, statistics.median(pairs), "git plumbing", floor),
+        row("s per ticket", "wall", engines, "<= 1.0x"),
+        row("2 engines", "wall", pairs),
+        row("user CPU per ticket", "user", engines),
+        row("system CPU per ticket", "system", engines),
     ]
 
 
