@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from stat import S_ISLNK
 from typing import TYPE_CHECKING
 
 from yoi import faults
@@ -224,19 +225,23 @@ def _symlink_refusal(path: Path) -> UsageError:
     )
 
 
-def check_no_symlinks(path: Path, *, stop: Path, checked: set[Path] | None = None) -> None:
+def check_no_symlinks(path: Path, *, stop: Path, checked: set[str] | None = None) -> None:
     """Raise ``UsageError`` if a component of ``path`` below ``stop`` is a symlink
-    (the final component included). Writes nothing. ``checked``: components the
-    caller found fine already (skipped; the ones found fine here are added)."""
-    current = stop
+    (the final component included). Writes nothing. ``checked``: components (as
+    strings) the caller found fine already (skipped; the ones found fine here are
+    added). One ``lstat`` per component, on strings: it runs for every path of every
+    transaction."""
+    current = str(stop)
     for part in path.relative_to(stop).parts:
-        current = current / part
+        current = os.path.join(current, part)
         if checked is not None and current in checked:
             continue
-        if current.is_symlink():
-            raise _symlink_refusal(current)
-        if not current.exists():
-            return
+        try:
+            mode = os.lstat(current).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return  # nothing there yet: nothing below it can be a link
+        if S_ISLNK(mode):
+            raise _symlink_refusal(Path(current))
         if checked is not None:
             checked.add(current)
 

@@ -82,16 +82,17 @@ def _decode(d: dict[str, object]) -> Op:
 
 
 def _safe_rel(base: Path, rel: str) -> Path:
-    path = base / rel
-    if ".." in Path(rel).parts or Path(rel).is_absolute():
+    # POSIX paths: the same test as Path(rel).is_absolute() and ".." in Path(rel).parts,
+    # without making two Path objects per call (it runs a few times per operation)
+    if rel.startswith("/") or ".." in rel.split("/"):
         raise ValueError(f"journal path escapes the store: {rel}")
-    return path
+    return base / rel
 
 
 def preflight(store_dir: Path, ops: Sequence[Op]) -> None:
     """Refuse (``UsageError``) before anything is written if an operation would pass
     through a symlink inside the store (a link planted by a pull request, R21)."""
-    checked: set[Path] = set()  # directories already found free of symlinks
+    checked: set[str] = set()  # paths already found free of symlinks
     for op in ops:
         paths = [op.src, op.dst] if isinstance(op, Move) else [op.path]
         for rel in paths:
@@ -148,17 +149,18 @@ def _apply_batch(
     """Writes and removals (no move): stage every write's temp file, sync them all,
     then rename (or link, for create-if-absent) and remove in order."""
     staged: dict[int, tuple[int, str]] = {}
+    paths = {k: _safe_rel(store_dir, op.path) for k, op in enumerate(ops) if isinstance(op, Write)}
     try:
         for k, op in enumerate(ops):
             if isinstance(op, Write):
-                path = _safe_rel(store_dir, op.path)
+                path = paths[k]
                 fsio.ensure_dir(path.parent, stop=store_dir, known=known, made=dirs)
                 if not (op.create and path.exists()):
                     staged[k] = fsio.stage(path, op.data)
         fsio.sync_all_staged([fd for fd, _tmp in staged.values()])
         for k, op in enumerate(ops):
             if isinstance(op, Write):
-                path = _safe_rel(store_dir, op.path)
+                path = paths[k]
                 if k in staged:
                     _place(path, staged[k][1], create=op.create)
                 dirs.add(path.parent)
