@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from stat import S_ISLNK
+from stat import S_ISDIR, S_ISLNK
 from typing import TYPE_CHECKING
 
 from yoi import faults
@@ -225,6 +225,15 @@ def _symlink_refusal(path: Path) -> UsageError:
     )
 
 
+def _own_mode(path: Path | str) -> int | None:
+    """The mode of ``path`` itself (a symlink is not followed); None when nothing is
+    there. One ``lstat``: both walks below ask it of every component."""
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
 def check_no_symlinks(path: Path, *, stop: Path, checked: set[str] | None = None) -> None:
     """Raise ``UsageError`` if a component of ``path`` below ``stop`` is a symlink
     (the final component included). Writes nothing. ``checked``: components (as
@@ -236,9 +245,8 @@ def check_no_symlinks(path: Path, *, stop: Path, checked: set[str] | None = None
         current = os.path.join(current, part)
         if checked is not None and current in checked:
             continue
-        try:
-            mode = os.lstat(current).st_mode
-        except (FileNotFoundError, NotADirectoryError):
+        mode = _own_mode(current)
+        if mode is None:
             return  # nothing there yet: nothing below it can be a link
         if S_ISLNK(mode):
             raise _symlink_refusal(Path(current))
@@ -251,7 +259,8 @@ def ensure_dir(
 ) -> None:
     """``mkdir -p path`` below ``stop`` that refuses any symlinked component. ``known``:
     directories already checked by the caller's batch (skipped; ``path`` is added);
-    ``made``: gets the parent of every directory created (to be synced by the caller)."""
+    ``made``: gets the parent of every directory created (to be synced by the caller).
+    One ``lstat`` per component not yet known, like ``check_no_symlinks``."""
     if known is not None and path in known:
         return
     current = stop
@@ -259,9 +268,10 @@ def ensure_dir(
         current = current / part
         if known is not None and current in known:
             continue
-        if current.is_symlink():
+        mode = _own_mode(current)
+        if mode is not None and S_ISLNK(mode):
             raise _symlink_refusal(current)
-        if not current.is_dir():
+        if mode is None or not S_ISDIR(mode):
             try:
                 faults.io("mkdir")
                 os.mkdir(current)
