@@ -189,7 +189,7 @@ def test_tracked_files_and_tree_entries_include_links(base_repo: Path) -> None:
     assert entries["vendor/sub"] == 0o160000
     assert entries["src/app.py"] == 0o100644
     files = repo.tracked_files(head)
-    assert files == sorted(files)
+    assert list(files) == sorted(files)
     assert "link" in files and "src/app.py" in files and "vendor/sub" not in files
     assert set(files) == set(git(base_repo, "ls-tree", "-r", "--name-only", "HEAD").split()) - {
         "vendor/sub"
@@ -761,3 +761,64 @@ def test_changed_entries_give_the_policy_of_the_whole_trees(base_repo: Path) -> 
     assert repo.entry_at(repo.tree_of(base), "deep/same.txt") is not None
     assert repo.entry_at(repo.tree_of(base), "deep") is None  # a directory
     assert repo.entry_at(repo.tree_of(base), "nope/x") is None
+
+
+def _to_symlink(root: Path) -> None:
+    (root / "text.txt").unlink()
+    os.symlink("README.md", root / "text.txt")
+
+
+@pytest.mark.parametrize("kind", [*sorted(SPARSE_CHANGES), "symlink", "submodule"])
+def test_diff_of_the_changed_entries_is_the_whole_tree_diff(
+    base_repo: Path, tmp_path: Path, kind: str
+) -> None:
+    """``diff_trees`` diffs two small trees of the entries that differ (libgit2 would
+    walk every entry of both trees): byte for byte the patch libgit2 gives for the two
+    whole trees, with the same rename pairs, beside subtrees the two trees share."""
+    import pygit2
+    from pygit2.enums import DiffFind, DiffOption
+
+    (base_repo / "src").mkdir(exist_ok=True)
+    (base_repo / "src" / "old.py").write_text("print('old')\n")
+    for i in range(3):  # shared subtrees, at several depths
+        (base_repo / "vendor" / f"lib{i}" / "x").mkdir(parents=True)
+        (base_repo / "vendor" / f"lib{i}" / "x" / "mod.py").write_text(f"v = {i}\n")
+        (base_repo / "vendor" / f"lib{i}" / "note.txt").write_text(f"note {i}\n")
+    commit_all(base_repo, "more")
+    if kind == "submodule":
+        sub = git(base_repo, "rev-parse", "HEAD").strip()
+        git(base_repo, "update-index", "--add", "--cacheinfo", f"160000,{sub},vendor/sub")
+        git(base_repo, "commit", "-qm", "gitlink")
+        tree = git(base_repo, "rev-parse", "HEAD^{tree}").strip()
+    else:
+        change = _to_symlink if kind == "symlink" else SPARSE_CHANGES[kind]
+        tree, _patch = _target(base_repo, tmp_path, change)
+        git(base_repo, "fetch", "-q", str(next(tmp_path.glob("clone-*"))), "HEAD")
+    repo = Repo.open(base_repo)
+    base = repo.tree_of("HEAD~1" if kind == "submodule" else "HEAD")
+    got = repo.diff_trees(base, tree)
+
+    common = Path(git(base_repo, "rev-parse", "--git-common-dir").strip())
+    common = common if common.is_absolute() else base_repo / common
+    oracle = pygit2.Repository(str(common / "yoi" / "cache" / "diff" / "diff.git"))
+    oracle.odb.add_disk_alternate(str(common / "objects"))
+    whole = (
+        oracle[base]
+        .peel(pygit2.Tree)
+        .diff_to_tree(
+            oracle[tree].peel(pygit2.Tree),
+            flags=DiffOption.SHOW_BINARY,
+            context_lines=3,
+            interhunk_lines=0,
+        )
+    )
+    whole.find_similar(flags=DiffFind.FIND_RENAMES, rename_threshold=50)
+    expected = b"".join(p.data for p in whole if p is not None)
+    assert expected  # every case changes something
+    assert got.patch == expected
+    assert [f.path for f in got.files] and got.base_tree == base and got.new_tree == tree
+    assert not any(
+        o
+        for o in os.listdir(common / "yoi" / "cache" / "diff" / "diff.git" / "objects")
+        if len(o) == 2
+    ), "the small trees are never written to disk"

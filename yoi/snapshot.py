@@ -8,6 +8,7 @@ within ``context_max_bytes`` (default 64 KiB) of ``full_prompt_text``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -88,15 +89,21 @@ def _header(ticket: Ticket, decisions: Sequence[Entry]) -> str:
 
 
 def _context_files(tracked: Sequence[str], wanted: Sequence[str]) -> list[str]:
-    """Tracked files named by ``wanted`` (a file, or a directory prefix), in order."""
+    """Tracked files named by ``wanted`` (a file, or a directory prefix), in order.
+    ``tracked`` is sorted: each name is found by bisection, so the cost follows what is
+    named, not how many files the repository holds."""
     out: list[str] = []
-    tracked_set = set(tracked)
     for raw in wanted:
         path = raw.strip().strip("/")
-        if path in tracked_set:
+        at = bisect.bisect_left(tracked, path)
+        if at < len(tracked) and tracked[at] == path:
             out.append(path)
-        else:
-            out.extend(t for t in tracked if t.startswith(path + "/"))
+            continue
+        prefix = path + "/"
+        at = bisect.bisect_left(tracked, prefix, at)
+        while at < len(tracked) and tracked[at].startswith(prefix):
+            out.append(tracked[at])
+            at += 1
     return list(dict.fromkeys(out))
 
 
