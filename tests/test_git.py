@@ -7,7 +7,7 @@ import os
 import queue
 import random
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypedDict
 
@@ -822,3 +822,59 @@ def test_diff_of_the_changed_entries_is_the_whole_tree_diff(
         for o in os.listdir(common / "yoi" / "cache" / "diff" / "diff.git" / "objects")
         if len(o) == 2
     ), "the small trees are never written to disk"
+
+
+def test_tracked_files_are_kept_across_processes_and_derived_from_the_kept_tree(
+    base_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache file holds the last tree's list; another tree's list is derived from it
+    by the entries that differ, and equals reading every entry (files and directories
+    added, removed, swapped; a symlink; a gitlink left out)."""
+    from yoi import git as git_mod
+
+    def fresh_process() -> None:
+        git_mod._TRACKED.clear()
+
+    repo = Repo.open(base_repo)
+    first = repo.resolve_commit("HEAD")
+    kept = repo.tracked_files(first)
+    cache_file = base_repo / ".git" / "yoi" / "cache" / "tracked-files.bin"
+    assert cache_file.exists()
+    (base_repo / "gone.txt").unlink()
+    (base_repo / "gone.txt").mkdir()
+    (base_repo / "gone.txt" / "inside.txt").write_text("now a directory\n")
+    (base_repo / "deep" / "er").mkdir(parents=True)
+    (base_repo / "deep" / "er" / "new.txt").write_text("new\n")
+    os.unlink(base_repo / "moved.txt")
+    os.symlink("README.md", base_repo / "link")
+    second = commit_all(base_repo, "second")
+    sub = git(base_repo, "rev-parse", "HEAD").strip()
+    git(base_repo, "update-index", "--add", "--cacheinfo", f"160000,{sub},vendor/sub")
+    git(base_repo, "commit", "-qm", "gitlink")
+    third = git(base_repo, "rev-parse", "HEAD").strip()
+    expected = {
+        c: sorted(git(base_repo, "ls-tree", "-r", "--name-only", c).split())
+        for c in (second, third)
+    }
+    walked: list[str] = []
+    real = Repo.tree_entries
+
+    def counting(self: Repo, tree: str) -> Iterator[tuple[str, int, str]]:
+        walked.append(tree)
+        return real(self, tree)
+
+    monkeypatch.setattr(Repo, "tree_entries", counting)
+    for commit in (second, third):
+        fresh_process()
+        got = Repo.open(base_repo).tracked_files(commit)
+        assert list(got) == [p for p in expected[commit] if p != "vendor/sub"]
+    assert walked == []  # derived each time, never read in full
+    fresh_process()
+    assert Repo.open(base_repo).tracked_files(third) == got  # the kept tree itself
+    assert list(kept) == sorted(git(base_repo, "ls-tree", "-r", "--name-only", first).split())
+    cache_file.write_bytes(cache_file.read_bytes()[:-5])  # damaged: read in full, rewritten
+    fresh_process()
+    assert Repo.open(base_repo).tracked_files(second) == tuple(
+        p for p in expected[second] if p != "vendor/sub"
+    )
+    assert len(walked) == 1

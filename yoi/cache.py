@@ -45,6 +45,7 @@ _FINGERPRINT_FILES = (
     "cache.py",
     "cache_tickets.py",
     "cache_events.py",
+    "cache_plan.py",
     "fastyaml.py",
     "fastticket.py",
     "fastschema.py",
@@ -59,6 +60,7 @@ _FINGERPRINT_FILES = (
     "schemas/ticket.schema.json",
     "schemas/blocker_ref.schema.json",
     "schemas/event.schema.json",
+    "schemas/plan_record.schema.json",
 )
 
 Key = tuple[int, int, int, int]

@@ -82,6 +82,7 @@ class _View:
         self.store = store
         self._tickets: list[Ticket] | None = None
         self._records: list[plan.PlanRecord] | None = None
+        self._standing: plan.Standing | None = None
 
     @property
     def tickets(self) -> list[Ticket]:
@@ -95,14 +96,21 @@ class _View:
             self._records = plan.relation_records(self.store)
         return self._records
 
+    @property
+    def standing(self) -> plan.Standing:
+        if self._standing is None:
+            self._standing = plan.standing(self.tickets)
+        return self._standing
+
     def must_wait(self, ticket: Ticket) -> bool:
         """True when ``ticket`` would be deferred (and not blocked) as of this view."""
-        states = {t.slug: t.state for t in self.tickets}
+        states = self.standing.states
         prerequisites = plan.prerequisites(self.records, ticket.slug)
         if any(states.get(other) not in plan.SATISFIED for other, _why in prerequisites):
             return False
         capacity = int(self.store.config()["engine"]["capacity"])
-        return plan.wait_reason(self.records, ticket, self.tickets, capacity) is not None
+        reason = plan.wait_reason(self.records, ticket, self.tickets, capacity, known=self.standing)
+        return reason is not None
 
 
 def _consider(

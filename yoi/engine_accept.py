@@ -74,12 +74,17 @@ def _decide(
         return TickResult(PROCESSED, ids.event_id, slug, reason.value)
     tickets = engine_view.tickets(store)
     records = plan.relation_records(store)  # read once, under the lock: both checks use them
+    known = plan.standing(tickets)
     problems = [
         rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
-        for p in plan.blocking_prerequisites(store, doc.ticket, tickets=tickets, records=records)
+        for p in plan.blocking_prerequisites(
+            store, doc.ticket, tickets=tickets, records=records, known=known
+        )
     ]
     if not problems and not doc.ticket.unresolved_blockers:
-        reason_to_wait = plan.start_wait_reason(store, doc.ticket, tickets=tickets, records=records)
+        reason_to_wait = plan.start_wait_reason(
+            store, doc.ticket, tickets=tickets, records=records, known=known
+        )
         if reason_to_wait is not None:
             plan.record_waiting(tx, store, doc.ticket, reason_to_wait, now=now)
             return TickResult(DEFERRED, ids.event_id, slug, reason_to_wait)

@@ -267,14 +267,41 @@ class Repo:
 
     def tracked_files(self, commit: str) -> tuple[str, ...]:
         """Paths of the blobs (files and symlinks) in the commit's tree, sorted. A tree's
-        content never changes under its id, so the tuple is kept per tree id (an engine
-        run snapshots the same base for every ticket) and handed out as it is."""
-        tree = str(self._tree(commit).id)
-        found = _TRACKED.get(tree)
+        content never changes under its id, so the tuple is kept per tree id, in this
+        process (an engine run snapshots the same base for every ticket) and in the cache
+        file ``tracked-files.bin``; a tree the file does not hold is derived from the one
+        it does by the entries that differ (``_changes``: the cost of the change), and
+        only without one is every entry of the tree read."""
+        tree = self._tree(commit)
+        key = str(tree.id)
+        found = _TRACKED.get(key)
+        if found is not None:
+            return found
+        path = self.common_dir / "yoi" / cache.CACHE_DIR / "tracked-files.bin"
+        kept = cache.load(path)
+        if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key:
+            return _remember(_TRACKED, key, kept[1])
+        found = self._tracked_from(kept, tree) if isinstance(kept, tuple) else None
         if found is None:
-            paths = (p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE)
-            found = _remember(_TRACKED, tree, tuple(sorted(paths)))
-        return found
+            paths = (p for p, mode, _ in self.tree_entries(key) if mode != _GITLINK_MODE)
+            found = tuple(sorted(paths))
+        cache.save(path, (key, found))
+        return _remember(_TRACKED, key, found)
+
+    def _tracked_from(self, kept: tuple[object, ...], tree: pygit2.Tree) -> tuple[str, ...] | None:
+        """The tracked files of ``tree`` from those of the tree ``kept`` holds."""
+        try:
+            old_id, old_paths = kept
+            old = self._repo[_oid(str(old_id), "tree")].peel(pygit2.Tree)
+            added, removed = _changes(self._repo, old, tree)
+        except (YoiError, pygit2.GitError, KeyError, ValueError, TypeError):
+            return None  # that tree is gone (or the file is foreign): read every entry
+        if not isinstance(old_paths, tuple):
+            return None
+        paths = set(old_paths)
+        paths.difference_update(p for p, _m, _i in removed)
+        paths.update(p for p, mode, _i in added if mode != _GITLINK_MODE)
+        return tuple(sorted(paths))
 
     def blob_id_for(self, commit: str, path: str) -> str | None:
         entry = self._entry(commit, path)

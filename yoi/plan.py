@@ -8,19 +8,16 @@ set and the kick rules in ``orchestrate``.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import cache, clock, views
-from yoi.errors import YoiError
+from yoi import cache_plan, clock, views
 from yoi.model import PlanKind, State, Ticket
-from yoi.store import BUCKETS, Store, Transaction, record_names
+from yoi.store import BUCKETS, Store, Transaction
 
 if TYPE_CHECKING:
     from yoi.orchestrate import KickResult
@@ -84,11 +81,13 @@ def all_records(store: Store) -> list[PlanRecord]:
     return views.get(store, _ALL)
 
 
-def _every_record(store: Store) -> list[PlanRecord]:
+def _every_record(store: Store, kinds: frozenset[str] | None = None) -> list[PlanRecord]:
+    cache_plan.load(store)
     out: list[PlanRecord] = []
     for bucket in BUCKETS:
         for name in store.bucket_names(bucket):
-            out.extend(_one_dir(store, bucket, name))
+            out.extend(_one_dir(store, bucket, name, kinds))
+    cache_plan.save(store)
     return sorted(out, key=_order)
 
 
@@ -96,8 +95,10 @@ def _order(record: PlanRecord) -> tuple[datetime, str]:
     return record.order
 
 
-def _one_dir(store: Store, bucket: str, slug: str) -> list[PlanRecord]:
-    return _dir_records(store, f"{store.tickets_dir}/{bucket}/{slug}/{PLAN_DIR}")
+def _one_dir(
+    store: Store, bucket: str, slug: str, kinds: frozenset[str] | None = None
+) -> list[PlanRecord]:
+    return _dir_records(store, f"{store.tickets_dir}/{bucket}/{slug}/{PLAN_DIR}", kinds)
 
 
 _ALL = views.Kind("plan-records", _every_record, _one_dir, _order)
@@ -115,49 +116,24 @@ def relation_records(store: Store) -> list[PlanRecord]:
     return views.get(store, _RELATED)
 
 
-def _relations(records: list[PlanRecord]) -> list[PlanRecord]:
-    return [r for r in records if r.kind in RELATIONS]
-
+_RELATION_NAMES = frozenset(k.value for k in RELATIONS)
 
 _RELATED = views.Kind(
     "plan-relations",
-    lambda store: _relations(_every_record(store)),
-    lambda store, bucket, slug: _relations(_one_dir(store, bucket, slug)),
+    lambda store: _every_record(store, _RELATION_NAMES),
+    lambda store, bucket, slug: _one_dir(store, bucket, slug, _RELATION_NAMES),
     _order,
 )
 
 
-# What this process has read already, keyed by the identity of the file or directory
-# (``cache.by_identity``, the rules of the derived caches): a tick reads every ticket's
-# plan records and an engine run ticks once per event, so an unchanged plan directory
-# costs one ``lstat`` and an unchanged record one more, not a listing, a parse and a
-# validation.
-_NAMES: dict[str, tuple[cache.Key, tuple[str, ...]]] = {}
-_RECORDS: dict[str, tuple[cache.Key, PlanRecord]] = {}
-
-
-def _dir_records(store: Store, base: str) -> list[PlanRecord]:
-    out = []
-    for name in cache.by_identity(_NAMES, base, partial(_list, base)) or ():
-        path = f"{base}/{name}"
-        found = cache.by_identity(_RECORDS, path, partial(_read, store, path))
-        if found is not None:
-            out.append(found)
-    return out
-
-
-def _list(base: str) -> tuple[str, ...] | None:
-    try:
-        return tuple(record_names(os.listdir(base)))
-    except OSError:
-        return None
-
-
-def _read(store: Store, path: str) -> PlanRecord | None:
-    try:
-        return PlanRecord(Path(path), store.read_record(Path(path), "plan_record"))
-    except YoiError:
-        return None
+def _dir_records(store: Store, base: str, kinds: frozenset[str] | None = None) -> list[PlanRecord]:
+    """The valid records of a plan directory (of ``kinds`` only, when given), through
+    ``cache_plan``: an unchanged directory costs a ``lstat``, an unchanged record one."""
+    return [
+        PlanRecord(Path(path), data)
+        for path, data in cache_plan.dir_records(store, base)
+        if kinds is None or data.get("kind") in kinds
+    ]
 
 
 def when(ts: str | None) -> datetime:
@@ -283,6 +259,21 @@ def _states(tickets: Sequence[Ticket]) -> dict[str, State]:
     return {t.slug: t.state for t in tickets}
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Every ticket's state and the slugs in progress: what the waiting and blocking
+    rules read of the tickets. Made once per list of tickets (``standing``) and handed
+    to each rule, so a tick passes over every ticket once, not once per rule."""
+
+    states: Mapping[str, State]
+    running: tuple[str, ...]
+
+
+def standing(tickets: Sequence[Ticket]) -> Standing:
+    states = _states(tickets)
+    return Standing(states, tuple(s for s, state in states.items() if state is State.INPROGRESS))
+
+
 def unfinished_prerequisites(
     records: Sequence[PlanRecord], slug: str, states: Mapping[str, State]
 ) -> list[str]:
@@ -312,12 +303,15 @@ def blocking_prerequisites(
     *,
     tickets: Sequence[Ticket],
     records: Sequence[PlanRecord] | None = None,
+    known: Standing | None = None,
 ) -> list[str]:
     """Prerequisites of ``ticket`` that will not finish on their own (planning, ready,
     blocked) or do not exist, in plain words naming each: the engine's BLOCKED path.
-    ``records``: the relation records (or every record), when the caller has read them."""
+    ``records``: the relation records (or every record), when the caller has read them;
+    ``known``: ``standing(tickets)``, when the caller has made it."""
     found = relation_records(store) if records is None else records
-    return unfinished_prerequisites(found, ticket.slug, _states(tickets))
+    states = (known or standing(tickets)).states
+    return unfinished_prerequisites(found, ticket.slug, states)
 
 
 def start_wait_reason(
@@ -326,18 +320,26 @@ def start_wait_reason(
     *,
     tickets: Sequence[Ticket],
     records: Sequence[PlanRecord] | None = None,
+    known: Standing | None = None,
 ) -> str | None:
     """Why the queued ``ticket`` must wait before it may start, or None (SPEC §5 step 1)."""
     found = relation_records(store) if records is None else records
-    return wait_reason(found, ticket, tickets, store.config()["engine"]["capacity"])
+    capacity = store.config()["engine"]["capacity"]
+    return wait_reason(found, ticket, tickets, capacity, known=known)
 
 
 def wait_reason(
-    records: Sequence[PlanRecord], ticket: Ticket, tickets: Sequence[Ticket], capacity: int
+    records: Sequence[PlanRecord],
+    ticket: Ticket,
+    tickets: Sequence[Ticket],
+    capacity: int,
+    *,
+    known: Standing | None = None,
 ) -> str | None:
     """``start_wait_reason`` on already-loaded records (used by the work set)."""
-    states = _states(tickets)
-    running = [t.slug for t in tickets if t.state is State.INPROGRESS and t.slug != ticket.slug]
+    now = known or standing(tickets)
+    states = now.states
+    running = [slug for slug in now.running if slug != ticket.slug]
     if len(running) >= capacity:
         names = ", ".join(f"'{s}'" for s in running)
         return (

@@ -29,6 +29,7 @@ which only costs a full computation.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import struct
@@ -155,6 +156,9 @@ class _View:
     flat: list[Any] | None
     dirty: set[str] = field(default_factory=set)  # slugs this process wrote since
     cost: float = 0.0  # seconds the computation from every file took
+    # ``parts``' keys in ticket-directory order (kinds without ``order``), kept sorted
+    # as parts come and go, so a refresh of one ticket is not a sort of every ticket
+    ranked: list[_Rank] | None = None
 
     def expired(self, now: float) -> bool:
         return now - self.since > max(MAX_AGE_S, COST_FACTOR * self.cost)
@@ -201,7 +205,7 @@ def get(store: Store, kind: Kind[_T]) -> list[_T]:
     elif view.dirty:
         _refresh(store, kind, view)
     if view.flat is None:
-        view.flat = _flat(kind, view.parts)
+        view.flat = _flat(kind, view)
     return list(view.flat)
 
 
@@ -225,14 +229,20 @@ def _catch_up(memo: _Memo | None, log: Log) -> _Memo | None:
     return memo
 
 
-def _flat(kind: Kind[_T], parts: dict[Where, list[Any]]) -> list[Any]:
-    if kind.order is None:
-        return [item for where in sorted(parts, key=_bucket_first) for item in parts[where]]
-    return sorted((item for part in parts.values() for item in part), key=kind.order)
+def _flat(kind: Kind[_T], view: _View) -> list[Any]:
+    parts = view.parts
+    if kind.order is not None:
+        return sorted((item for part in parts.values() for item in part), key=kind.order)
+    if view.ranked is None:
+        view.ranked = sorted(_rank(where) for where in parts)
+    return [item for _i, slug, bucket in view.ranked for item in parts[(bucket, slug)]]
 
 
-def _bucket_first(where: Where) -> tuple[int, str]:
-    return BUCKETS.index(where[0]), where[1]
+_Rank = tuple[int, str, str]  # (bucket's place in BUCKETS, slug, bucket): the listing order
+
+
+def _rank(where: Where) -> _Rank:
+    return BUCKETS.index(where[0]), where[1], where[0]
 
 
 def _compute(store: Store, kind: Kind[_T]) -> _View:
@@ -245,13 +255,21 @@ def _compute(store: Store, kind: Kind[_T]) -> _View:
 
 
 def _refresh(store: Store, kind: Kind[_T], view: _View) -> None:
+    ranked = view.ranked
     for slug in view.dirty:
         for bucket in BUCKETS:
-            view.parts.pop((bucket, slug), None)
+            had = view.parts.pop((bucket, slug), None) is not None
+            found = None
             if os.path.isdir(f"{store.tickets_dir}/{bucket}/{slug}"):
                 found = kind.one(store, bucket, slug)
                 if found:
                     view.parts[(bucket, slug)] = list(found)
+            if ranked is not None and had != bool(found):
+                rank = _rank((bucket, slug))
+                if had:
+                    del ranked[bisect.bisect_left(ranked, rank)]
+                else:
+                    bisect.insort(ranked, rank)
     view.dirty = set()
     view.flat = None
 
