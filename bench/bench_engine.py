@@ -22,10 +22,14 @@ the last minute or more each time it creates a file (``recently_deleted``), so d
 store next to the one about to be timed makes each file the engine creates cost several
 times more for a while.
 
+``--store-tickets N`` times the same 200 (``--tickets``) queued tickets in a store of N
+tickets, the rest done (what a store looks like after months of use), the floor working
+on the same repository: a run's cost should follow its own ticket, not the store.
+
 When ``yoi.engine`` has no ``tick``/``run`` yet the script waits for it (``--wait``
 seconds, default 0: report "not available").
 
-    python bench/bench_engine.py [--tickets 200] [--repeat 1] [--wait 0]
+    python bench/bench_engine.py [--tickets 200] [--store-tickets N] [--repeat 1] [--wait 0]
 """
 
 from __future__ import annotations
@@ -100,29 +104,45 @@ def engine_run(repo: Path, count: int, engines: int = 1) -> Spent:
             if proc.returncode != 0:
                 raise RuntimeError(f"yoi engine run failed ({proc.returncode})")
 
-    spent = timed_cpu(drain)
     done = repo / ".yoi" / "tickets" / "done"
-    finished = sum(1 for p in done.iterdir() if not p.name.startswith("."))
-    if finished != count:
-        raise RuntimeError(f"the engines finished {finished} of {count} tickets")
+
+    def finished() -> int:
+        return sum(1 for p in done.iterdir() if not p.name.startswith("."))
+
+    before = finished()
+    spent = timed_cpu(drain)
+    if finished() - before != count:
+        raise RuntimeError(f"the engines finished {finished() - before} of {count} tickets")
     return spent
 
 
-def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat: int) -> list[Row]:
+def measure(
+    work: Path,
+    n: int,
+    templates: dict[str, gen_store.Template],
+    repeat: int,
+    total: int | None = None,
+) -> list[Row]:
     """Medians over ``repeat`` fresh stores of the time spent per ticket. The stores stay
-    until the workspace goes (see the module docstring: no deletion before a timed run)."""
+    until the workspace goes (see the module docstring: no deletion before a timed run).
+    ``total``: tickets in the store, ``n`` of them queued and the rest done (the floor
+    works on the same repository); without it every ticket is queued, and the two-engine
+    row is measured too."""
+    size = total or n
     floors: list[Spent] = []
     engines: list[Spent] = []
     pairs: list[Spent] = []
     for k in range(repeat):
-        repo = work / f"engine-{n}-{k}"
-        clones = gen_store.generate(repo, n, templates, queued=n)
-        floors.append(floor_run(repo, clones).per(n))
+        repo = work / f"engine-{size}-{k}"
+        clones = gen_store.generate(repo, size, templates, queued=n)
+        queued = [c for c in clones if (repo / "patches" / f"{c.patch_name}.diff").exists()]
+        floors.append(floor_run(repo, queued).per(n))
         gen_store.settle()  # the floor's writes reach the disk before the engine is timed
         engines.append(engine_run(repo, n).per(n))
-        repo = work / f"engines-{n}-{k}"
-        gen_store.generate(repo, n, templates, queued=n)
-        pairs.append(engine_run(repo, n, engines=2).per(n))
+        if total is None:
+            repo = work / f"engines-{n}-{k}"
+            gen_store.generate(repo, n, templates, queued=n)
+            pairs.append(engine_run(repo, n, engines=2).per(n))
 
     def med(spent: list[Spent], field: str) -> float:
         return statistics.median(float(getattr(s, field)) for s in spent)
@@ -131,6 +151,8 @@ def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat
         floor = med(floors, field)
         return Row("engine throughput", case, n, med(spent, field), "git plumbing", floor, target)
 
+    if total is not None:
+        return [row(f"s per ticket, {total}-ticket store", "wall", engines)]
     return [
         row("s per ticket", "wall", engines, "<= 1.0x"),
         row("2 engines", "wall", pairs),
@@ -142,13 +164,21 @@ def measure(work: Path, n: int, templates: dict[str, gen_store.Template], repeat
 def main() -> None:
     p = parser(__doc__.split("\n\n")[0], tickets=200, repeat=1)
     p.add_argument("--wait", type=float, default=0.0, help="seconds to wait for the engine")
+    p.add_argument(
+        "--store-tickets",
+        type=int,
+        default=None,
+        help="tickets in the store: --tickets of them queued, the rest done (default: all queued)",
+    )
     args = p.parse_args()
+    if args.store_tickets is not None and args.store_tickets <= args.tickets:
+        p.error("--store-tickets must be more than --tickets")
     if not wait_for_engine(args.wait):
         print("yoi.engine has no tick/run yet: engine throughput not measured")
         return
     with workspace("engine", args.keep) as work:
         templates = gen_store.build_templates(work)
-        report(measure(work, args.tickets, templates, args.repeat))
+        report(measure(work, args.tickets, templates, args.repeat, args.store_tickets))
 
 
 if __name__ == "__main__":
