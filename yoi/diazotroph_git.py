@@ -114,7 +114,7 @@ def check_and_apply(
     )
     if problems:
         return [f"result tree: {p}" for p in problems]
-    return tree, repo.diff_trees(base.tree, tree)
+    return tree, repo.diff_trees(base.tree, tree, (changed, before))
 
 
 class PublishError(YoiError):

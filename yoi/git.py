@@ -123,11 +123,10 @@ def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
 
 
 TreeEntry = tuple[str, int, str]  # a non-tree entry of a tree: (path, mode, id)
+Changes = tuple[list[TreeEntry], list[TreeEntry]]  # (entries of the new tree, of the old)
 
 
-def _changes(
-    repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree
-) -> tuple[list[TreeEntry], list[TreeEntry]]:
+def _changes(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> Changes:
     """(new entries, old entries) that differ between two trees; shared subtrees are
     skipped unopened (``Repo.changed_entries``)."""
     new_out: list[TreeEntry] = []
@@ -256,7 +255,7 @@ class Repo:
             return None
         return int(entry.filemode), str(entry.id)
 
-    def changed_entries(self, base_tree: str, tree: str) -> tuple[list[TreeEntry], list[TreeEntry]]:
+    def changed_entries(self, base_tree: str, tree: str) -> Changes:
         """The non-tree entries of ``tree`` and of ``base_tree`` that differ, as (path,
         mode, id): every entry added, changed or removed is in one of the lists, and
         subtrees the two trees share are never read, so the cost follows the change, not
@@ -528,11 +527,14 @@ class Repo:
 
     # -- diffs ---------------------------------------------------------------------------
 
-    def diff_trees(self, base_tree: str, new_tree: str) -> NormalizedDiff:
-        """The normalized diff between two trees (or commits), independent of user config."""
+    def diff_trees(
+        self, base_tree: str, new_tree: str, changes: Changes | None = None
+    ) -> NormalizedDiff:
+        """The normalized diff between two trees (or commits), independent of user config.
+        ``changes``: ``changed_entries(base_tree, new_tree)``, when the caller has them."""
         if self._differ is None or not self._differ.unchanged():
             self._differ = _DiffRepo(self.common_dir / "objects", self.common_dir / "yoi" / "cache")
-        return self._differ.diff(base_tree, new_tree)
+        return self._differ.diff(base_tree, new_tree, changes)
 
 
 class _PrivateIndex:
@@ -842,10 +844,10 @@ class _DiffRepo:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def diff(self, base_tree: str, new_tree: str) -> NormalizedDiff:
+    def diff(self, base_tree: str, new_tree: str, changes: Changes | None = None) -> NormalizedDiff:
         with _git_errors(f"cannot diff {base_tree[:12]}..{new_tree[:12]}"):
             old, new = self._tree(base_tree), self._tree(new_tree)
-            added, removed = _changes(self._repo, old, new)
+            added, removed = changes if changes is not None else _changes(self._repo, old, new)
             try:
                 small_old, small_new = self._small_tree(removed), self._small_tree(added)
                 diff = small_old.diff_to_tree(

@@ -310,7 +310,7 @@ def blocking_prerequisites(
     ``records``: the relation records (or every record), when the caller has read them;
     ``known``: ``standing(tickets)``, when the caller has made it."""
     found = relation_records(store) if records is None else records
-    states = (known or standing(tickets)).states
+    states = known.states if known is not None else _states(tickets)
     return unfinished_prerequisites(found, ticket.slug, states)
 
 

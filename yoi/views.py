@@ -235,14 +235,14 @@ def _flat(kind: Kind[_T], view: _View) -> list[Any]:
         return sorted((item for part in parts.values() for item in part), key=kind.order)
     if view.ranked is None:
         view.ranked = sorted(_rank(where) for where in parts)
-    return [item for _i, slug, bucket in view.ranked for item in parts[(bucket, slug)]]
+    return [item for i, slug in view.ranked for item in parts[(BUCKETS[i], slug)]]
 
 
-_Rank = tuple[int, str, str]  # (bucket's place in BUCKETS, slug, bucket): the listing order
+_Rank = tuple[int, str]  # (the bucket's place in BUCKETS, slug): the listing order
 
 
 def _rank(where: Where) -> _Rank:
-    return BUCKETS.index(where[0]), where[1], where[0]
+    return BUCKETS.index(where[0]), where[1]
 
 
 def _compute(store: Store, kind: Kind[_T]) -> _View:
