@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,13 +209,15 @@ def child(base: Path, name: str) -> Path:
     return make(name) if make is not None else base / name
 
 
-def list_tickets(store: Store) -> tuple[list[Ticket], list[Problem]]:
+def list_tickets(
+    store: Store, buckets: Sequence[str] = BUCKETS
+) -> tuple[list[Ticket], list[Problem]]:
     """Every valid ticket (open first, by slug), and one problem per ticket that does
     not load: exactly what reading every ticket.md gives, from the cache when the
-    files did not change."""
+    files did not change. ``buckets``: only the tickets of these."""
     tickets: list[Ticket] = []
     invalid: list[Problem] = []
-    for base, slug, value, problem, key in scan(store, TICKETS, None):
+    for base, slug, value, problem, key in scan(store, TICKETS, None, buckets):
         if value is not None:
             tickets.append(_decoded(base, slug, value, key))
         elif problem is not None:
@@ -269,7 +271,7 @@ PARALLEL_MIN = 2000  # misses worth a second process (``forked.split_map``)
 
 
 def scan(
-    store: Store, kind: Kind, complete: set[str] | None
+    store: Store, kind: Kind, complete: set[str] | None, buckets: Sequence[str] = BUCKETS
 ) -> list[tuple[Path, str, Any, tuple[str, str, str] | None, cache.Key | None]]:
     """``(bucket dir, slug, make(...) | None, problem | None, key)`` for every ticket
     directory, open bucket first, by slug; from the ``kind`` cache where the ticket.md
@@ -282,7 +284,7 @@ def scan(
         read_at = cache.now_ns()
         found: list[tuple[_Bucket, Path, list[str], list[Entry | None]]] = []
         misses: list[tuple[str, Path, str]] = []  # (slug, bucket dir, dir as shown)
-        for bucket in BUCKETS:
+        for bucket in buckets:
             base = store.tickets_dir / bucket
             names = _ticket_dirs(base)
             if names is None:

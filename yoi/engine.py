@@ -87,19 +87,19 @@ class _View:
     @property
     def tickets(self) -> list[Ticket]:
         if self._tickets is None:
-            self._tickets = engine_view.tickets(self.store)
+            self._tickets = engine_view.open_tickets(self.store)
         return self._tickets
 
     @property
     def records(self) -> list[plan.PlanRecord]:
         if self._records is None:
-            self._records = plan.relation_records(self.store)
+            self._records = plan.open_relation_records(self.store)
         return self._records
 
     @property
     def standing(self) -> plan.Standing:
         if self._standing is None:
-            self._standing = plan.standing(self.tickets)
+            self._standing = plan.open_standing(self.store, self.tickets)
         return self._standing
 
     def must_wait(self, ticket: Ticket) -> bool:
@@ -162,8 +162,14 @@ def _precheck_wait(store: Store, ev: events.EventFile, view: _View) -> TickResul
             return None
         if fresh is None or fresh.ticket.state is not State.QUEUED:
             return None
-        now_tickets = engine_view.tickets(store)
-        reason = plan.start_wait_reason(store, fresh.ticket, tickets=now_tickets)
+        current = _View(store)  # under the lock
+        reason = plan.start_wait_reason(
+            store,
+            fresh.ticket,
+            tickets=current.tickets,
+            records=current.records,
+            known=current.standing,
+        )
         if reason is None:
             return None
         plan.record_waiting(tx, store, fresh.ticket, reason, now=_now())

@@ -72,9 +72,9 @@ def _decide(
         reason = EventReason.MISSING_TICKET if doc is None else EventReason.NON_EXECUTABLE_STATUS
         _close(tx, path, event, reason, now)
         return TickResult(PROCESSED, ids.event_id, slug, reason.value)
-    tickets = engine_view.tickets(store)
-    records = plan.relation_records(store)  # read once, under the lock: both checks use them
-    known = plan.standing(tickets)
+    tickets = engine_view.open_tickets(store)
+    records = plan.open_relation_records(store)  # read once, under the lock: both checks use them
+    known = plan.open_standing(store, tickets)
     problems = [
         rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
         for p in plan.blocking_prerequisites(

@@ -20,6 +20,12 @@ def tickets(store: Store) -> list[Ticket]:
     return views.get(store, _TICKETS)
 
 
+def open_tickets(store: Store) -> list[Ticket]:
+    """Every ticket of the open bucket that loads: all the waiting rules list (a done
+    ticket counts for them only when a relation names it, ``plan.open_standing``)."""
+    return views.get(store, _OPEN)
+
+
 def has_work(store: Store) -> bool:
     """True when a TICKET_READY event is pending (what a tick would look at)."""
     ready = EventType.TICKET_READY.value
@@ -41,6 +47,16 @@ def _one_ticket(store: Store, bucket: str, slug: str) -> list[Ticket]:
     return cache_tickets.load_one(store, bucket, slug)
 
 
+def _every_open(store: Store) -> list[Ticket]:
+    from yoi import cache_tickets
+
+    return cache_tickets.list_tickets(store, ("open",))[0]
+
+
+def _one_open(store: Store, bucket: str, slug: str) -> list[Ticket]:
+    return _one_ticket(store, bucket, slug) if bucket == "open" else []
+
+
 def _every_pending(store: Store) -> list[events.EventFile]:
     return events.all_events(store, pending_only=True)
 
@@ -57,4 +73,5 @@ def _event_order(event: events.EventFile) -> tuple[str, str]:
 
 
 _TICKETS = views.Kind("tickets", _every_ticket, _one_ticket, None)  # as listed
+_OPEN = views.Kind("open-tickets", _every_open, _one_open, None)
 _PENDING = views.Kind("pending-events", _every_pending, _one_pending, _event_order)

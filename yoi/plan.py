@@ -9,7 +9,7 @@ set and the kick rules in ``orchestrate``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,10 +81,12 @@ def all_records(store: Store) -> list[PlanRecord]:
     return views.get(store, _ALL)
 
 
-def _every_record(store: Store, kinds: frozenset[str] | None = None) -> list[PlanRecord]:
+def _every_record(
+    store: Store, kinds: frozenset[str] | None = None, buckets: Sequence[str] = BUCKETS
+) -> list[PlanRecord]:
     cache_plan.load(store)
     out: list[PlanRecord] = []
-    for bucket in BUCKETS:
+    for bucket in buckets:
         for name in store.bucket_names(bucket):
             out.extend(_one_dir(store, bucket, name, kinds))
     cache_plan.save(store)
@@ -122,6 +124,25 @@ _RELATED = views.Kind(
     "plan-relations",
     lambda store: _every_record(store, _RELATION_NAMES),
     lambda store, bucket, slug: _one_dir(store, bucket, slug, _RELATION_NAMES),
+    _order,
+)
+
+
+def open_relation_records(store: Store) -> list[PlanRecord]:
+    """``relation_records`` of the open tickets, oldest first: the ones the waiting and
+    blocking rules act on. A record lies in the directory of the ticket it belongs to,
+    and one in a done ticket's relates that ticket, which has finished: as a
+    prerequisite or a predecessor it is satisfied, in a conflict it is not running. So
+    the rules read what the open tickets hold, not what the store has done."""
+    return views.get(store, _OPEN_RELATED)
+
+
+_OPEN_RELATED = views.Kind(
+    "open-plan-relations",
+    lambda store: _every_record(store, _RELATION_NAMES, ("open",)),
+    lambda store, bucket, slug: (
+        _one_dir(store, bucket, slug, _RELATION_NAMES) if bucket == "open" else []
+    ),
     _order,
 )
 
@@ -272,6 +293,48 @@ class Standing:
 def standing(tickets: Sequence[Ticket]) -> Standing:
     states = _states(tickets)
     return Standing(states, tuple(s for s, state in states.items() if state is State.INPROGRESS))
+
+
+def open_standing(store: Store, open_tickets: Sequence[Ticket]) -> Standing:
+    """``standing`` of every ticket, from the open ones: a ticket in progress is open, and
+    the state of any other ticket a rule names is read from ``done/`` when it is asked
+    for (``_States``), so a tick does not load every done ticket."""
+    states = _States(store, open_tickets)
+    running = tuple(t.slug for t in open_tickets if t.state is State.INPROGRESS)
+    return Standing(states, running)
+
+
+class _States(Mapping[str, State]):
+    """Ticket states by slug: the open tickets' as listed; another slug's looked up in
+    ``done/`` on first use and kept (missing or invalid: absent, as in ``_states``)."""
+
+    def __init__(self, store: Store, open_tickets: Sequence[Ticket]):
+        self._store = store
+        self._known: dict[str, State | None] = {t.slug: t.state for t in open_tickets}
+
+    def __getitem__(self, slug: str) -> State:
+        if slug not in self._known:
+            self._known[slug] = _done_state(self._store, slug)
+        state = self._known[slug]
+        if state is None:
+            raise KeyError(slug)
+        return state
+
+    def __iter__(self) -> Iterator[str]:  # the states read so far
+        return iter([slug for slug, state in self._known.items() if state is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for state in self._known.values() if state is not None)
+
+
+def _done_state(store: Store, slug: str) -> State | None:
+    from yoi import cache_tickets
+    from yoi.slug import is_valid_slug
+
+    if not is_valid_slug(slug):  # a name from a record: never a path
+        return None
+    found = cache_tickets.load_one(store, "done", slug)
+    return found[0].state if found else None
 
 
 def unfinished_prerequisites(
