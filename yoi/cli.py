@@ -460,18 +460,35 @@ def engine_tick(remote: str | None, push_branch: bool, as_json: bool) -> int:
     "--max", "max_ticks", type=click.IntRange(1), default=None, help="Stop after N ticks."
 )
 @click.option("--kick", is_flag=True, help="Apply the kick rules when idle.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Engine processes at once (at most engine.capacity).",
+)
 @remote_options
 @json_option
 def engine_run(
-    max_ticks: int | None, kick: bool, remote: str | None, push_branch: bool, as_json: bool
+    max_ticks: int | None,
+    kick: bool,
+    jobs: int,
+    remote: str | None,
+    push_branch: bool,
+    as_json: bool,
 ) -> int:
     """Tick until idle."""
     from yoi.commands import engine as cmd
 
-    return emit(
-        cmd.run(_store(), max_ticks=max_ticks, kick=kick, remote=remote, push_branch=push_branch),
-        as_json,
+    out = cmd.run(
+        _store(),
+        max_ticks=max_ticks,
+        kick=kick,
+        remote=remote,
+        push_branch=push_branch,
+        jobs=jobs,
     )
+    return emit(out, as_json)
 
 
 @engine.command("watch")

@@ -16,7 +16,7 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,3 +293,78 @@ def _exited(child: subprocess.Popen[bytes]) -> bool:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def run_together(
+    argvs: Sequence[Sequence[str]], *, cwd: Path, max_output: int = DEFAULT_MAX_OUTPUT
+) -> list[tuple[int, bytes]]:
+    """Run every argument list at once and wait for all: ``(exit code, stdout)`` for each,
+    in order (stdout capped at ``max_output``). These are yoi's own workers, not
+    untrusted commands: they share our process group (a Ctrl-C in the terminal reaches
+    them as it reaches us), write to our stderr, and get no timeout; a SIGTERM or SIGINT
+    sent to us alone is passed on to each, and what each does with it is its own
+    business. Raises ``ProcError`` when one cannot be started (the others are stopped)."""
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for argv in argvs:
+            args = tuple(str(a) for a in argv)
+            try:
+                children.append(
+                    subprocess.Popen(
+                        args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+                    )
+                )
+            except OSError as exc:
+                raise ProcError(args, exc.strerror or str(exc)) from None
+        with _passed_on(children):
+            outputs = _read_all_stdout(children, max(max_output, 2))
+            codes = [child.wait() for child in children]
+    except BaseException:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+            child.wait()
+        raise
+    return list(zip(codes, outputs, strict=True))
+
+
+@contextlib.contextmanager
+def _passed_on(children: Sequence[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """While in the block, SIGTERM and SIGINT received by us are sent on to ``children``
+    (only the main thread may set handlers; elsewhere nothing changes)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def _read_all_stdout(children: Sequence[subprocess.Popen[bytes]], cap: int) -> list[bytes]:
+    """Every child's stdout to its end, read together (none blocks another)."""
+    outputs = [_Capped(cap) for _ in children]
+    with selectors.DefaultSelector() as sel:
+        for i, child in enumerate(children):
+            assert child.stdout is not None
+            sel.register(child.stdout, selectors.EVENT_READ, i)
+        while sel.get_map():
+            for key, _events in sel.select():
+                chunk = os.read(key.fd, _CHUNK)
+                if chunk:
+                    outputs[key.data].add(chunk)
+                else:
+                    sel.unregister(key.fileobj)
+                    key.fileobj.close()  # type: ignore[union-attr]
+    return [out.value()[0] for out in outputs]

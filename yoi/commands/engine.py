@@ -7,6 +7,7 @@ the claims, exit 0".
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 import threading
@@ -148,11 +149,24 @@ def run(
     kick: bool = False,
     remote: str | None = None,
     push_branch: bool = False,
+    jobs: int = 1,
 ) -> Output:
-    """Tick until nothing is processed (idle, or every pending event deferred)."""
+    """Tick until nothing is processed (idle, or every pending event deferred); with
+    ``jobs`` > 1, that many engine processes at once (``engine_jobs``)."""
     if not kick and _idle(store, remote, push_branch):
         _progress(tick_text(TickResult(IDLE)))
         return _ticks_output([TickResult(IDLE)])
+    if jobs > 1:
+        from yoi.commands import engine_jobs
+
+        shares = engine_jobs.workers(store, jobs, max_ticks)
+        if len(shares) > 1:
+            if push_branch and remote is None:
+                raise UsageError("--push-branch needs --remote NAME")
+            merged, code = engine_jobs.run(
+                store, shares, kick=kick, remote=remote, push_branch=push_branch
+            )
+            return dataclasses.replace(_ticks_output(merged), code=code)
     from yoi import cache, fsio, views
 
     eng = _Engine.start(store, remote, push_branch)
