@@ -186,3 +186,35 @@ def test_index_stays_right_when_cache_is_off(store: Store, monkeypatch: pytest.M
     slug = queued(store, "No cache")
     to_done(store, slug)
     assert [r["ticket"] for _p, r in check(store)] == [slug]
+
+
+def test_a_cold_index_of_many_done_tickets_is_read_by_two_processes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first scan of a fresh clone's done bucket is split with a forked child
+    (``PARALLEL_MIN`` lowered here): the same pending events as one process finds."""
+    from yoi import cache_events, forked
+
+    slugs = [queued(store, f"Many {i}") for i in range(6)]
+    for slug in slugs[::2]:  # half of them processed, all of them done
+        close(store, next(Path(p) for p, r in pending(store) if r["ticket"] == slug))
+    for slug in slugs:
+        to_done(store, slug)
+    expected = check(store)  # and the index written
+    forks: list[int] = []
+    real = os.fork
+
+    def counted() -> int:
+        forks.append(1)
+        return real()
+
+    monkeypatch.setattr(cache_events, "PARALLEL_MIN", 2)
+    monkeypatch.setattr(forked, "can_fork", lambda: True)
+    monkeypatch.setattr(os, "fork", counted)  # the module forked calls it through
+    for name in ("events", "events-done"):  # as in a fresh clone: no index at all
+        cache.cache_path(store.runtime_dir, store.yoi_dir, name).unlink(missing_ok=True)
+    assert pending(store) == expected
+    assert forks == [1]
+    assert {r["ticket"] for _p, r in expected} == set(slugs[1::2])
+    assert pending(store) == expected  # warm: what the two processes found was kept
+    assert forks == [1]

@@ -131,11 +131,14 @@ def clean_worktrees(store: Store, *, run_id: str | None = None) -> list[str]:
     return removed
 
 
-def _walk(top: Path) -> Iterator[Path]:
+def _temp_files(top: Path) -> Iterator[Path]:
+    """Every temp-named file under ``top`` (a name test per entry, a ``Path`` only for
+    a match: the walk passes every file of the store, ~100,000 at 10,000 tickets)."""
     for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
         dirnames[:] = [d for d in dirnames if d not in (WORKTREES_DIR, "locks", ".git")]
         for name in filenames:
-            yield Path(dirpath) / name
+            if fsio.is_temp_name(name):
+                yield Path(dirpath, name)
 
 
 def _older_than(path: Path, age: float, now: float) -> bool:
@@ -150,8 +153,8 @@ def clean_temp_files(store: Store, *, now: float) -> list[str]:
     for top in (store.yoi_dir, store.runtime_dir):
         if not top.is_dir():
             continue
-        for path in _walk(top):
-            if fsio.is_temp_name(path.name) and _older_than(path, TMP_MAX_AGE_S, now):
+        for path in _temp_files(top):
+            if _older_than(path, TMP_MAX_AGE_S, now):
                 fsio.remove_tree_entry(path)
                 removed.append(str(path))
     return removed
