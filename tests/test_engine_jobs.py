@@ -169,3 +169,25 @@ def test_sigterm_to_run_reaches_every_worker(repo: Path, tmp_path: Path) -> None
     parent.communicate(timeout=60)
     assert parent.returncode != 0
     assert engines_in(repo) == []
+
+
+def test_watch_jobs_run_side_by_side_and_stop_together(repo: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    store, log, slugs = setup(repo, tmp_path, capacity=2, count=2)
+    parent = spawn_engine(repo, "watch", "--jobs", "2", "--interval", "0.1", "--json")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # both runs recorded
+        if all(store.read_ticket(s).state is State.DONE for s in slugs):
+            break
+        time.sleep(0.1)
+    assert len(engines_in(repo)) == 3  # the parent and two watchers
+    parent.send_signal(signal.SIGTERM)
+    out, err = parent.communicate(timeout=60)
+    assert parent.returncode == 0, err.decode()
+    ticks = json.loads(out)["ticks"]
+    assert sorted(t["ticket"] for t in ticks) == sorted(slugs)
+    assert most_at_once(log) == 2
+    assert engines_in(repo) == []
+    assert b"stopped; 2 event(s) processed" in err

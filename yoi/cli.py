@@ -440,6 +440,15 @@ def remote_options(f: F) -> F:
     return f
 
 
+jobs_option = click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Engine processes at once (at most engine.capacity).",
+)
+
+
 @cli.group()
 def engine() -> None:
     """The control plane: turn TICKET_READY events into evaluated runs."""
@@ -460,13 +469,7 @@ def engine_tick(remote: str | None, push_branch: bool, as_json: bool) -> int:
     "--max", "max_ticks", type=click.IntRange(1), default=None, help="Stop after N ticks."
 )
 @click.option("--kick", is_flag=True, help="Apply the kick rules when idle.")
-@click.option(
-    "--jobs",
-    type=click.IntRange(1),
-    default=1,
-    show_default=True,
-    help="Engine processes at once (at most engine.capacity).",
-)
+@jobs_option
 @remote_options
 @json_option
 def engine_run(
@@ -494,18 +497,19 @@ def engine_run(
 @engine.command("watch")
 @click.option("--interval", type=click.FloatRange(0.05), default=2.0, show_default=True)
 @click.option("--kick/--no-kick", default=True, show_default=True)
+@jobs_option
 @remote_options
 @json_option
 def engine_watch(
-    interval: float, kick: bool, remote: str | None, push_branch: bool, as_json: bool
+    interval: float, kick: bool, jobs: int, remote: str | None, push_branch: bool, as_json: bool
 ) -> int:
     """Poll forever; SIGINT/SIGTERM finish the current step and release claims."""
     from yoi.commands import engine as cmd
 
-    return emit(
-        cmd.watch(_store(), interval=interval, kick=kick, remote=remote, push_branch=push_branch),
-        as_json,
+    out = cmd.watch(
+        _store(), interval=interval, kick=kick, remote=remote, push_branch=push_branch, jobs=jobs
     )
+    return emit(out, as_json)
 
 
 @cli.group()

@@ -16,9 +16,10 @@ import selectors
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from yoi.errors import YoiError
 
@@ -329,27 +330,34 @@ def run_together(
 
 
 @contextlib.contextmanager
-def _passed_on(children: Sequence[subprocess.Popen[bytes]]) -> Iterator[None]:
-    """While in the block, SIGTERM and SIGINT received by us are sent on to ``children``
-    (only the main thread may set handlers; elsewhere nothing changes)."""
+def on_stop_signals(handler: Callable[[int, FrameType | None], object]) -> Iterator[None]:
+    """While in the block, SIGINT and SIGTERM call ``handler`` (only the main thread may
+    set handlers; elsewhere nothing changes); the previous handlers come back after."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, previous in old.items():
+            signal.signal(s, previous)
 
-    def forward(signum: int, _frame: object) -> None:
+
+def _passed_on(
+    children: Sequence[subprocess.Popen[bytes]],
+) -> contextlib.AbstractContextManager[None]:
+    """While in the block, SIGTERM and SIGINT received by us are sent on to ``children``."""
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
         for child in children:
             if child.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     child.send_signal(signum)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+    return on_stop_signals(forward)
 
 
 def _read_all_stdout(children: Sequence[subprocess.Popen[bytes]], cap: int) -> list[bytes]:

@@ -12,13 +12,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from yoi import engine_view
+from yoi import engine_view, proc
 from yoi.engine_result import IDLE, PROCESSED, TickResult
 from yoi.errors import UsageError, YoiError
 from yoi.output import Output
@@ -203,19 +201,6 @@ class _Stop:
         self.event.set()
 
 
-@contextmanager
-def _signals(handler: Callable[[int, FrameType | None], Any]) -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def watch(
     store: Store,
     *,
@@ -224,16 +209,31 @@ def watch(
     remote: str | None = None,
     push_branch: bool = False,
     max_polls: int | None = None,
+    jobs: int = 1,
 ) -> Output:
     """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests). An expected
     error in one poll (an unreachable remote, a busy lock) is a warning; the next poll
-    tries again."""
+    tries again. With ``jobs`` > 1, that many watchers at once (``engine_jobs``)."""
     from yoi import fsio, views
+
+    if jobs > 1:
+        from yoi.commands import engine_jobs
+
+        count = len(engine_jobs.workers(store, jobs, None))
+        if count > 1:
+            if push_branch and remote is None:
+                raise UsageError("--push-branch needs --remote NAME")
+            _progress(f"{count} watchers; Ctrl-C to stop them all")
+            merged, code = engine_jobs.watch(
+                store, count, interval=interval, kick=kick, remote=remote, push_branch=push_branch
+            )
+            _progress(f"stopped; {len(merged)} event(s) processed")
+            return dataclasses.replace(_ticks_output(merged), code=code)
 
     stop = _Stop()
     ticks: list[TickResult] = []
     polls = 0
-    with _signals(stop), views.trusting(), fsio.parallel_syncs():
+    with proc.on_stop_signals(stop), views.trusting(), fsio.parallel_syncs():
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         swept = time.monotonic()

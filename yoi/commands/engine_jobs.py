@@ -1,4 +1,4 @@
-"""`yoi engine run --jobs N`: N engine processes drain the queue together.
+"""`yoi engine run|watch --jobs N`: N engine processes work the queue together.
 
 Each worker is a plain ``yoi engine run`` (a process of its own: runners, gates and
 commits of different tickets overlap, and the store's claims keep any two engines off
@@ -6,8 +6,10 @@ one event, SPEC §5/§9), so nothing here decides anything. There are never more
 than ``engine.capacity``, the tickets that may be in progress at once: one more would
 only find the capacity full and record that its ticket waits. ``--max`` is shared out
 among the workers, ``--kick`` goes to the first. The result is the workers' ticks
-merged: every processed event, oldest first, then one closing tick (deferred when a
-worker's last one was, else idle); the exit code is the first failing worker's.
+merged: every processed event, oldest first, then (``run``) one closing tick, deferred
+when a worker's last one was, else idle; the exit code is the first failing worker's.
+``watch --jobs N`` starts N watchers; a SIGINT or SIGTERM reaches each, and each
+finishes its current step, releases its claims and stops.
 """
 
 from __future__ import annotations
@@ -39,15 +41,51 @@ def run(
     remote: str | None,
     push_branch: bool,
 ) -> tuple[list[TickResult], ExitCode]:
-    """Run one worker per share; their ticks merged, and the exit code."""
+    """One ``engine run`` worker per share: their ticks merged (a closing tick last),
+    and the exit code."""
     argvs = []
     for i, share in enumerate(shares):
-        argv = [sys.executable, "-m", "yoi", "engine", "run", "--json", "--jobs", "1"]
+        argv = _worker("run", remote, push_branch)
         argv += ["--max", str(share)] if share is not None else []
         argv += ["--kick"] if kick and i == 0 else []
-        argv += ["--remote", remote] if remote is not None else []
-        argv += ["--push-branch"] if push_branch else []
         argvs.append(argv)
+    processed, last, code = _together(store, argvs)
+    closing = next((t for t in last if t.outcome == DEFERRED), TickResult(IDLE))
+    return [*processed, closing], code
+
+
+def watch(
+    store: Store,
+    count: int,
+    *,
+    interval: float,
+    kick: bool,
+    remote: str | None,
+    push_branch: bool,
+) -> tuple[list[TickResult], ExitCode]:
+    """``count`` ``engine watch`` workers until each stops (SIGINT/SIGTERM: each
+    finishes its step first); the events they processed, and the exit code. Only the
+    first applies the kick rules."""
+    argvs = []
+    for i in range(count):
+        argv = [*_worker("watch", remote, push_branch), "--interval", repr(interval)]
+        argv += ["--kick"] if kick and i == 0 else ["--no-kick"]
+        argvs.append(argv)
+    processed, _last, code = _together(store, argvs)
+    return processed, code
+
+
+def _worker(verb: str, remote: str | None, push_branch: bool) -> list[str]:
+    argv = [sys.executable, "-m", "yoi", "engine", verb, "--json", "--jobs", "1"]
+    argv += ["--remote", remote] if remote is not None else []
+    return [*argv, "--push-branch"] if push_branch else argv
+
+
+def _together(
+    store: Store, argvs: list[list[str]]
+) -> tuple[list[TickResult], list[TickResult], ExitCode]:
+    """Run the workers; every processed tick (oldest event first), each worker's last
+    tick when it processed nothing, and the first failing worker's exit code."""
     results = proc.run_together(argvs, cwd=store.root)
     processed: list[TickResult] = []
     last: list[TickResult] = []
@@ -59,8 +97,7 @@ def run(
         processed += [t for t in ticks if t.outcome == PROCESSED]
         last += [t for t in ticks[-1:] if t.outcome != PROCESSED]
     processed.sort(key=lambda t: (t.event_id or "", t.run_id or ""))
-    closing = next((t for t in last if t.outcome == DEFERRED), TickResult(IDLE))
-    return [*processed, closing], code
+    return processed, last, code
 
 
 def _tick(d: dict[str, str | None]) -> TickResult:
