@@ -6,7 +6,9 @@ Real processes and a real command runner; nothing is timed."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from tests.engine_helpers import (
@@ -126,9 +128,13 @@ def test_human_output_lists_every_processed_event(repo: Path, tmp_path: Path) ->
 
 SLEEPER = r"""
 import os, sys, time
+me = os.environ["YOI_TICKET"]
 with open(sys.argv[1], "a") as f:
-    f.write(f"start {os.environ['YOI_TICKET']}\n")
-time.sleep(20)
+    f.write(f"start {me}\n")
+time.sleep(2)
+os.makedirs("notes", exist_ok=True)
+with open(f"notes/{me}.txt", "w") as f:
+    f.write("done\n")
 """
 
 
@@ -146,35 +152,53 @@ def engines_in(repo: Path) -> list[int]:
     return found
 
 
-def test_sigterm_to_run_reaches_every_worker(repo: Path, tmp_path: Path) -> None:
-    import signal
-    import time
-
+def sleepy_store(repo: Path, tmp_path: Path, count: int) -> tuple[Store, Path, list[str]]:
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)
     log = tmp_path / "runs.log"
     runners = {"default": {"type": "command", "command": [PY, str(script), str(log)]}}
     store = make_store(repo, config(capacity=2, runners=runners))
-    for i in range(2):
-        queue(store, f"Sleepy {i}")
+    slugs = [queue(store, f"Sleepy {i}") for i in range(count)]
     commit_all(repo, "queued")
-    parent = spawn_engine(repo, "run", "--jobs", "2")
+    return store, log, slugs
+
+
+def started(log: Path, count: int) -> None:
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # both workers are inside a run
-        if log.exists() and log.read_text().count("start ") == 2:
-            break
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text().count("start ") >= count:
+            return
         time.sleep(0.05)
+    raise AssertionError(f"{count} runs did not start")
+
+
+def test_sigterm_to_run_finishes_the_runs_and_starts_no_more(repo: Path, tmp_path: Path) -> None:
+    store, log, slugs = sleepy_store(repo, tmp_path, 2)
+    engine = spawn_engine(repo, "run")
+    started(log, 1)
+    engine.send_signal(signal.SIGTERM)
+    _out, err = engine.communicate(timeout=120)
+    assert engine.returncode == 0, err.decode()
+    assert b"stopped; 1 event(s) processed" in err
+    states = sorted(store.read_ticket(s).state.value for s in slugs)
+    assert states == ["done", "queued"]  # the run in progress was finished and recorded
+
+
+def test_sigterm_to_run_jobs_reaches_every_worker(repo: Path, tmp_path: Path) -> None:
+    store, log, slugs = sleepy_store(repo, tmp_path, 3)
+    parent = spawn_engine(repo, "run", "--jobs", "2", "--json")
+    started(log, 2)  # both workers are inside a run
     assert len(engines_in(repo)) == 3  # the parent and its two workers
     parent.send_signal(signal.SIGTERM)
-    parent.communicate(timeout=60)
-    assert parent.returncode != 0
+    out, err = parent.communicate(timeout=120)
+    assert parent.returncode == 0, err.decode()
     assert engines_in(repo) == []
+    assert len([t for t in json.loads(out)["ticks"] if t["outcome"] == "processed"]) == 2
+    states = sorted(store.read_ticket(s).state.value for s in slugs)
+    assert states == ["done", "done", "queued"]
 
 
 def test_watch_jobs_run_side_by_side_and_stop_together(repo: Path, tmp_path: Path) -> None:
-    import signal
-    import time
-
     store, log, slugs = setup(repo, tmp_path, capacity=2, count=2)
     parent = spawn_engine(repo, "watch", "--jobs", "2", "--interval", "0.1", "--json")
     deadline = time.monotonic() + 120

@@ -303,7 +303,7 @@ def run_together(
     in order (stdout capped at ``max_output``). These are yoi's own workers, not
     untrusted commands: they share our process group (a Ctrl-C in the terminal reaches
     them as it reaches us), write to our stderr, and get no timeout; a SIGTERM or SIGINT
-    sent to us alone is passed on to each, and what each does with it is its own
+    sent to us is passed on to each as SIGTERM, and what each does with it is its own
     business. Raises ``ProcError`` when one cannot be started (the others are stopped)."""
     children: list[subprocess.Popen[bytes]] = []
     try:
@@ -330,15 +330,18 @@ def run_together(
 
 
 @contextlib.contextmanager
-def on_stop_signals(handler: Callable[[int, FrameType | None], object]) -> Iterator[None]:
-    """While in the block, SIGINT and SIGTERM call ``handler`` (only the main thread may
-    set handlers; elsewhere nothing changes); the previous handlers come back after."""
+def on_stop_signals(
+    handler: Callable[[int, FrameType | None], object],
+    signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[None]:
+    """While in the block, ``signals`` call ``handler`` (only the main thread may set
+    handlers; elsewhere nothing changes); the previous handlers come back after."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
@@ -349,13 +352,15 @@ def on_stop_signals(handler: Callable[[int, FrameType | None], object]) -> Itera
 def _passed_on(
     children: Sequence[subprocess.Popen[bytes]],
 ) -> contextlib.AbstractContextManager[None]:
-    """While in the block, SIGTERM and SIGINT received by us are sent on to ``children``."""
+    """While in the block, a SIGTERM or SIGINT received by us is sent on to ``children``
+    as SIGTERM: "stop cleanly". (A Ctrl-C in the terminal reaches them as SIGINT
+    anyway; a second SIGINT could cut short what they do about the first.)"""
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
+    def forward(_signum: int, _frame: FrameType | None) -> None:
         for child in children:
             if child.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    child.send_signal(signum)
+                    child.send_signal(signal.SIGTERM)
 
     return on_stop_signals(forward)
 

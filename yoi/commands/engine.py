@@ -170,11 +170,17 @@ def run(
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
+    stop = _Stop()  # SIGTERM: the current step finishes (its runner too), then the loop ends
     # The derived caches are written once a second, not per tick, the store-wide views
     # are kept between ticks while no other process commits (``views``), and the fsyncs
     # of a commit are issued together.
-    with cache.deferred(), views.trusting(), fsio.parallel_syncs():
-        while max_ticks is None or len(ticks) < max_ticks:
+    with (
+        proc.on_stop_signals(stop, (signal.SIGTERM,)),
+        cache.deferred(),
+        views.trusting(),
+        fsio.parallel_syncs(),
+    ):
+        while (max_ticks is None or len(ticks) < max_ticks) and not stop.event.is_set():
             result = eng.tick()
             if result.outcome != PROCESSED and kick and not kicked and _kick(store):
                 kicked = True
@@ -184,6 +190,8 @@ def run(
             if result.outcome != PROCESSED:
                 break
             kicked = False
+    if stop.event.is_set():
+        _progress(f"stopped; {len(ticks)} event(s) processed")
     return _ticks_output(ticks)
 
 
