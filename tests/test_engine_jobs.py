@@ -215,3 +215,12 @@ def test_watch_jobs_run_side_by_side_and_stop_together(repo: Path, tmp_path: Pat
     assert most_at_once(log) == 2
     assert engines_in(repo) == []
     assert b"stopped; 2 event(s) processed" in err
+
+
+def test_jobs_beyond_capacity_say_so(repo: Path, tmp_path: Path) -> None:
+    store, _log, slugs = sleepy_store(repo, tmp_path, 1)
+    code, doc, err = engine_run(repo, "--jobs", "3")
+    assert code == 0, err
+    assert "--jobs 3: engine.capacity is 2, so at most 2 engine(s) at once" in err
+    assert store.read_ticket(slugs[0]).state is State.DONE
+    assert [t["outcome"] for t in doc["ticks"]] == ["processed", "idle"]

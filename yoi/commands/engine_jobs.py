@@ -25,8 +25,15 @@ from yoi.store import Store
 
 def workers(store: Store, jobs: int, max_ticks: int | None) -> list[int | None]:
     """Each worker's ``--max`` (None: no limit): at most ``jobs`` and ``engine.capacity``
-    workers, and no more than there are ticks to share."""
-    count = min(jobs, int(store.config()["engine"]["capacity"]))
+    workers, and no more than there are ticks to share. Says so (stderr) when the
+    capacity allows fewer than ``jobs``."""
+    capacity = int(store.config()["engine"]["capacity"])
+    count = min(jobs, capacity)
+    if count < jobs:
+        sys.stderr.write(
+            f"yoi: engine: --jobs {jobs}: engine.capacity is {capacity}, "
+            f"so at most {max(count, 1)} engine(s) at once\n"
+        )
     if max_ticks is None:
         return [None] * max(count, 1)
     count = max(1, min(count, max_ticks))
