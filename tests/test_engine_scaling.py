@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.engine_helpers import config, make_store, queue_with_patch, write_patch
 from tests.helpers import commit_all
 from yoi import tickets
@@ -90,3 +92,72 @@ def test_a_done_prerequisite_that_does_not_load_blocks_as_a_missing_one(repo: Pa
     ticket = store.read_ticket(slug)
     assert ticket.state is State.BLOCKED
     assert f"depends on '{broken}', which does not exist" in (ticket.blocked_reason or "")
+
+
+STATES = ("planning", "ready", "queued", "inprogress", "blocked", "done")
+KINDS = ("depends_on", "blocks", "before", "after", "conflicts_with")
+
+
+def in_state(store: Store, title: str, state: str) -> str:
+    from tests.test_plan_support import drop_events, engine_move, new
+
+    slug = new(store, title)
+    steps: dict[str, list[Action | str]] = {
+        "planning": [],
+        "ready": [Action.READY],
+        "queued": [Action.READY, Action.QUEUE],
+        "inprogress": [Action.READY, Action.QUEUE, "accept"],
+        "blocked": [Action.READY, Action.QUEUE, "accept", Action.FINISH_BLOCKED],
+        "done": [Action.READY, Action.QUEUE, "accept", Action.FINISH_DONE],
+    }
+    for step in steps[state]:
+        if step == "accept":
+            drop_events(store, slug)
+            engine_move(store, slug, Action.ACCEPT)
+        elif step in (Action.FINISH_BLOCKED, Action.FINISH_DONE):
+            assert isinstance(step, Action)
+            engine_move(store, slug, step)
+        else:
+            assert isinstance(step, Action)
+            tickets.transition(store, slug, step, by="ada")
+    return slug
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_open_rules_decide_as_the_rules_over_every_ticket(repo: Path, seed: int) -> None:
+    """Random stores (every state, every relation kind, relations held by open and by
+    done tickets, some naming a ticket that does not exist): for every open ticket, the
+    waiting and blocking rules over the open tickets give what they give over all."""
+    import random
+
+    from tests.test_plan_support import hand_record
+    from yoi import engine_view, plan
+
+    rng = random.Random(seed)
+    store = make_store(repo, config(capacity=rng.choice([1, 2, 5])))
+    slugs = [in_state(store, f"T{seed} {i}", rng.choice(STATES)) for i in range(9)]
+    for n in range(18):
+        owner = rng.choice(slugs)
+        other = rng.choice([s for s in slugs if s != owner] + ["20990101-000000-gone"])
+        record = {"record_id": f"plan-20260301100000-rel-{n:06d}", "kind": rng.choice(KINDS)}
+        hand_record(store, owner, {**record, "related_ticket": other})
+    every = store.list_tickets()[0]
+    records = plan.relation_records(store)
+    known = plan.standing(every)
+    open_ = engine_view.open_tickets(store)
+    open_records = plan.open_relation_records(store)
+    lazy = plan.open_standing(store, open_)
+    capacity = int(store.config()["engine"]["capacity"])
+    assert {t.slug for t in open_} == {t.slug for t in every if t.state is not State.DONE}
+    for ticket in open_:
+        full = (
+            plan.wait_reason(records, ticket, every, capacity, known=known),
+            plan.blocking_prerequisites(store, ticket, tickets=every, records=records),
+        )
+        fast = (
+            plan.wait_reason(open_records, ticket, open_, capacity, known=lazy),
+            plan.blocking_prerequisites(
+                store, ticket, tickets=open_, records=open_records, known=lazy
+            ),
+        )
+        assert fast == full, ticket.slug
