@@ -7,7 +7,7 @@ import os
 import queue
 import random
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
 
@@ -857,13 +857,13 @@ def test_tracked_files_are_kept_across_processes_and_derived_from_the_kept_tree(
         for c in (second, third)
     }
     walked: list[str] = []
-    real = Repo.tree_entries
+    real = Repo._all_tracked
 
-    def counting(self: Repo, tree: str) -> Iterator[tuple[str, int, str]]:
+    def counting(self: Repo, tree: str) -> tuple[str, ...]:
         walked.append(tree)
         return real(self, tree)
 
-    monkeypatch.setattr(Repo, "tree_entries", counting)
+    monkeypatch.setattr(Repo, "_all_tracked", counting)
     for commit in (second, third):
         fresh_process()
         got = Repo.open(base_repo).tracked_files(commit)
@@ -878,3 +878,48 @@ def test_tracked_files_are_kept_across_processes_and_derived_from_the_kept_tree(
         p for p in expected[second] if p != "vendor/sub"
     )
     assert len(walked) == 1
+
+
+def test_tracked_files_read_in_full_by_git_or_by_the_walk_are_the_same(
+    base_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree read in full is listed by `git ls-tree` (fast) when the git CLI is there,
+    else walked: both give every blob path (symlinks too, no gitlink), sorted; a name
+    that is not UTF-8 makes the listing defer to the walk."""
+    from yoi import git as git_mod
+
+    os.symlink("text.txt", base_repo / "link")
+    (base_repo / "a b" / "ü").mkdir(parents=True)
+    (base_repo / "a b" / "ü" / "x.txt").write_text("x\n")
+    commit_all(base_repo, "names")
+    sub = git(base_repo, "rev-parse", "HEAD").strip()
+    git(base_repo, "update-index", "--add", "--cacheinfo", f"160000,{sub},vendor/sub")
+    git(base_repo, "commit", "-qm", "gitlink")
+    repo = Repo.open(base_repo)
+    tree = repo.tree_of("HEAD")
+    walked = tuple(sorted(p for p, mode, _ in repo.tree_entries(tree) if mode != 0o160000))
+    listed = git_mod._ls_tree(repo.common_dir, tree)
+    assert listed == walked and "link" in walked and "a b/ü/x.txt" in walked
+    assert "vendor/sub" not in walked
+    monkeypatch.setenv("PATH", str(base_repo / "no-git-here"))
+    assert git_mod._ls_tree(repo.common_dir, tree) is None
+    assert repo._all_tracked(tree) == walked
+    monkeypatch.undo()
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"],
+            cwd=base_repo,
+            input=b"y\n",
+            capture_output=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    subprocess.run(
+        ["git", "update-index", "--add", "--cacheinfo", f"100644,{blob}".encode() + b",caf\xe9"],
+        cwd=base_repo,
+        check=True,
+    )
+    git(base_repo, "commit", "-qm", "latin-1 name")
+    latin = repo.tree_of(git(base_repo, "rev-parse", "HEAD").strip())
+    assert git_mod._ls_tree(repo.common_dir, latin) is None  # the walk decides that name

@@ -282,10 +282,20 @@ class Repo:
             return _remember(_TRACKED, key, kept[1])
         found = self._tracked_from(kept, tree) if isinstance(kept, tuple) else None
         if found is None:
-            paths = (p for p, mode, _ in self.tree_entries(key) if mode != _GITLINK_MODE)
-            found = tuple(sorted(paths))
+            found = self._all_tracked(key)
         cache.save(path, (key, found))
         return _remember(_TRACKED, key, found)
+
+    def _all_tracked(self, tree: str) -> tuple[str, ...]:
+        """Every blob path of ``tree``, sorted, read in full: as `git ls-tree -r -z` lists
+        them (one process in C, ~6x faster than walking the tree from Python at 100,000
+        entries: a fresh clone's first run), else by ``tree_entries`` when the git CLI
+        is not there, fails, or lists a name that is not UTF-8."""
+        listed = _ls_tree(self.common_dir, tree)
+        if listed is not None:
+            return listed
+        paths = (p for p, mode, _ in self.tree_entries(tree) if mode != _GITLINK_MODE)
+        return tuple(sorted(paths))
 
     def _tracked_from(self, kept: tuple[object, ...], tree: pygit2.Tree) -> tuple[str, ...] | None:
         """The tracked files of ``tree`` from those of the tree ``kept`` holds."""
@@ -679,6 +689,30 @@ def _edit_tree(
             raise PatchError(f"'{where}{head}' is a directory; the patch makes it a file")
         builder.insert(head, oid, mode)
     return builder.write() if len(builder) else None
+
+
+def _ls_tree(common_dir: Path, tree: str) -> tuple[str, ...] | None:
+    """The blob paths of ``tree`` (no gitlinks) by `git ls-tree -r -z`, sorted; None when
+    that cannot give them exactly."""
+    from yoi import proc
+
+    argv = [*proc.GIT_SAFE_ARGS, "--git-dir", str(common_dir), "ls-tree", "-r", "-z", tree]
+    try:
+        done = proc.run(argv, cwd=common_dir, env=proc.git_env(), timeout_s=300, max_output=1 << 31)
+    except proc.ProcError:
+        return None
+    if not done.ok or done.truncated:
+        return None
+    paths: list[str] = []
+    for item in done.stdout.split(b"\0"):
+        meta, tab, name = item.partition(b"\t")
+        if not tab or meta.startswith(b"160000 "):
+            continue
+        try:
+            paths.append(name.decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+    return tuple(sorted(paths))
 
 
 def _parse_patch(patch: bytes) -> tuple[bytes, pygit2.Diff]:
