@@ -27,14 +27,11 @@ def git(
     max_output: int = proc.DEFAULT_MAX_OUTPUT,
 ) -> proc.Completed:
     """Run the git CLI (no hooks, no fsmonitor) in ``root``; raise ``GitError`` on failure."""
-    env = proc.git_env()
-    if index_file:
-        env["GIT_INDEX_FILE"] = index_file
-    done = proc.run(
-        [*proc.GIT_SAFE_ARGS, *args],
+    done = proc.run_git(
+        args,
         cwd=root,
-        env=env,
         timeout_s=GIT_TIMEOUT_S,
+        extra_env={"GIT_INDEX_FILE": index_file} if index_file else None,
         max_output=max_output,
         stdin=stdin,
     )

@@ -696,9 +696,9 @@ def _ls_tree(common_dir: Path, tree: str) -> tuple[str, ...] | None:
     that cannot give them exactly."""
     from yoi import proc
 
-    argv = [*proc.GIT_SAFE_ARGS, "--git-dir", str(common_dir), "ls-tree", "-r", "-z", tree]
+    args = ["--git-dir", str(common_dir), "ls-tree", "-r", "-z", tree]
     try:
-        done = proc.run(argv, cwd=common_dir, env=proc.git_env(), timeout_s=300, max_output=1 << 31)
+        done = proc.run_git(args, cwd=common_dir, timeout_s=300, max_output=1 << 31)
     except proc.ProcError:
         return None
     if not done.ok or done.truncated:

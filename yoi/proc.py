@@ -132,6 +132,28 @@ def git_env() -> dict[str, str]:
     return env
 
 
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    timeout_s: float | None,
+    extra_env: Mapping[str, str] | None = None,
+    max_output: int = DEFAULT_MAX_OUTPUT,
+    stdin: bytes | None = None,
+) -> Completed:
+    """``run`` of the git CLI as yoi runs it everywhere: ``GIT_SAFE_ARGS`` (no hooks, no
+    fsmonitor) before ``args``, in ``git_env()`` (plus ``extra_env``)."""
+    env = {**git_env(), **extra_env} if extra_env else git_env()
+    return run(
+        [*GIT_SAFE_ARGS, *args],
+        cwd=cwd,
+        env=env,
+        timeout_s=timeout_s,
+        max_output=max_output,
+        stdin=stdin,
+    )
+
+
 def run(
     argv: Sequence[str],
     *,

@@ -10,7 +10,7 @@ Facts this module relies on (``notes/reliability.md`` §3, measured):
   status line per ref (``*`` new, `` `` fast-forward, ``+`` forced, ``-`` deleted, ``=``
   up to date, ``!`` rejected) and only that line decides the outcome for the ref.
 
-Every command runs through ``yoi.proc.run`` with ``GIT_SAFE_ARGS`` (no hooks, no
+Every command runs through ``yoi.proc.run_git``: ``GIT_SAFE_ARGS`` (no hooks, no
 fsmonitor) and ``git_env()`` (no inherited ``GIT_*``, never prompts). yoi stores no
 credentials: ssh and http remotes use git's own transport and the user's agent/helpers.
 """
@@ -113,8 +113,7 @@ def remote_key(remote: str) -> str:
 def _git(
     root: Path, args: Sequence[str], *, timeout_s: float, stdin: bytes | None = None
 ) -> proc.Completed:
-    argv = [*proc.GIT_SAFE_ARGS, *_QUIET, *args]
-    return proc.run(argv, cwd=root, env=proc.git_env(), timeout_s=timeout_s, stdin=stdin)
+    return proc.run_git([*_QUIET, *args], cwd=root, timeout_s=timeout_s, stdin=stdin)
 
 
 def _failure(action: str, remote: str, done: proc.Completed) -> RemoteError:

@@ -55,8 +55,9 @@ def _directory(directory: Path | None) -> Path:
 
 
 def _git(root: Path, *args: str) -> None:
-    argv = [*proc.GIT_SAFE_ARGS, "-c", "commit.gpgsign=false", *args]
-    done = proc.run(argv, cwd=root, env={**proc.git_env(), **_IDENTITY}, timeout_s=60)
+    done = proc.run_git(
+        ["-c", "commit.gpgsign=false", *args], cwd=root, timeout_s=60, extra_env=_IDENTITY
+    )
     if not done.ok:
         raise YoiError(
             f"`git {' '.join(args)}` failed: {proc.tail_text(done.stderr, 500).strip()}",
