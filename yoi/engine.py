@@ -23,7 +23,7 @@ from yoi.engine_accept import AlreadyProcessed, accept_or_close, load
 from yoi.engine_result import DEFERRED, IDLE, PROCESSED, TickResult
 from yoi.engine_steps import RunContext, run_accepted
 from yoi.errors import FencedError, UsageError, YoiError
-from yoi.model import EventType, State, Ticket
+from yoi.model import EventType, State
 from yoi.store import Store
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def tick(
     if not pending:
         return TickResult(IDLE)
     claims = Claims(store, owner=owner, clock=clock)
-    view = _View(store)
+    view = engine_view.Rules(store)
     first_deferred: TickResult | None = None
     for ev in pending:
         try:
@@ -75,49 +75,11 @@ def tick(
     return first_deferred or TickResult(IDLE)
 
 
-class _View:
-    """Tickets and relation plan records as of the start of the tick, loaded on first use."""
-
-    def __init__(self, store: Store):
-        self.store = store
-        self._tickets: list[Ticket] | None = None
-        self._records: list[plan.PlanRecord] | None = None
-        self._standing: plan.Standing | None = None
-
-    @property
-    def tickets(self) -> list[Ticket]:
-        if self._tickets is None:
-            self._tickets = engine_view.open_tickets(self.store)
-        return self._tickets
-
-    @property
-    def records(self) -> list[plan.PlanRecord]:
-        if self._records is None:
-            self._records = plan.open_relation_records(self.store)
-        return self._records
-
-    @property
-    def standing(self) -> plan.Standing:
-        if self._standing is None:
-            self._standing = plan.open_standing(self.store, self.tickets)
-        return self._standing
-
-    def must_wait(self, ticket: Ticket) -> bool:
-        """True when ``ticket`` would be deferred (and not blocked) as of this view."""
-        states = self.standing.states
-        prerequisites = plan.prerequisites(self.records, ticket.slug)
-        if any(states.get(other) not in plan.SATISFIED for other, _why in prerequisites):
-            return False
-        capacity = int(self.store.config()["engine"]["capacity"])
-        reason = plan.wait_reason(self.records, ticket, self.tickets, capacity, known=self.standing)
-        return reason is not None
-
-
 def _consider(
     store: Store,
     claims: Claims,
     ev: events.EventFile,
-    view: _View,
+    view: engine_view.Rules,
     remote: RemoteClaimer | None,
 ) -> TickResult | None:
     eid, slug = str(ev.record["event_id"]), str(ev.record["ticket"])
@@ -146,7 +108,9 @@ def _consider(
         faults.crashpoint("engine.released")
 
 
-def _precheck_wait(store: Store, ev: events.EventFile, view: _View) -> TickResult | None:
+def _precheck_wait(
+    store: Store, ev: events.EventFile, view: engine_view.Rules
+) -> TickResult | None:
     """Defer without claiming when the event's queued ticket must wait. The reason is
     recomputed and recorded under the lock; acceptance checks it once more."""
     slug = str(ev.record["ticket"])
@@ -162,7 +126,7 @@ def _precheck_wait(store: Store, ev: events.EventFile, view: _View) -> TickResul
             return None
         if fresh is None or fresh.ticket.state is not State.QUEUED:
             return None
-        current = _View(store)  # under the lock
+        current = engine_view.Rules(store)  # under the lock
         reason = plan.start_wait_reason(
             store,
             fresh.ticket,

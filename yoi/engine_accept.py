@@ -72,18 +72,16 @@ def _decide(
         reason = EventReason.MISSING_TICKET if doc is None else EventReason.NON_EXECUTABLE_STATUS
         _close(tx, path, event, reason, now)
         return TickResult(PROCESSED, ids.event_id, slug, reason.value)
-    tickets = engine_view.open_tickets(store)
-    records = plan.open_relation_records(store)  # read once, under the lock: both checks use them
-    known = plan.open_standing(store, tickets)
+    rules = engine_view.Rules(store)  # read once, under the lock: both checks use it
     problems = [
         rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
         for p in plan.blocking_prerequisites(
-            store, doc.ticket, tickets=tickets, records=records, known=known
+            store, doc.ticket, tickets=rules.tickets, records=rules.records, known=rules.standing
         )
     ]
     if not problems and not doc.ticket.unresolved_blockers:
         reason_to_wait = plan.start_wait_reason(
-            store, doc.ticket, tickets=tickets, records=records, known=known
+            store, doc.ticket, tickets=rules.tickets, records=rules.records, known=rules.standing
         )
         if reason_to_wait is not None:
             plan.record_waiting(tx, store, doc.ticket, reason_to_wait, now=now)

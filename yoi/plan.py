@@ -137,13 +137,12 @@ def open_relation_records(store: Store) -> list[PlanRecord]:
     return views.get(store, _OPEN_RELATED)
 
 
+def _every_open_relation(store: Store) -> list[PlanRecord]:
+    return _every_record(store, _RELATION_NAMES, _OPEN_RELATED.buckets)
+
+
 _OPEN_RELATED = views.Kind(
-    "open-plan-relations",
-    lambda store: _every_record(store, _RELATION_NAMES, ("open",)),
-    lambda store, bucket, slug: (
-        _one_dir(store, bucket, slug, _RELATION_NAMES) if bucket == "open" else []
-    ),
-    _order,
+    "open-plan-relations", _every_open_relation, _RELATED.one, _order, buckets=("open",)
 )
 
 

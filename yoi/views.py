@@ -141,12 +141,14 @@ def bump(store: Store, slugs: Iterable[str] | None) -> bytes | None:
 class Kind(Generic[_T]):
     """One view: how to compute all of it, one ticket directory's part, and the order of
     the whole (None: by ticket directory, open bucket first, by slug, as the buckets list
-    them). An item belongs to the ticket directory its ``path`` lies in."""
+    them). An item belongs to the ticket directory its ``path`` lies in. ``buckets``: the
+    ones the view covers (``every`` reads only those; a refresh looks only there)."""
 
     name: str
     every: Callable[[Store], list[_T]]
     one: Callable[[Store, str, str], list[_T]]  # (store, bucket, slug)
     order: Callable[[_T], Any] | None
+    buckets: tuple[str, ...] = BUCKETS
 
 
 @dataclass
@@ -257,7 +259,7 @@ def _compute(store: Store, kind: Kind[_T]) -> _View:
 def _refresh(store: Store, kind: Kind[_T], view: _View) -> None:
     ranked = view.ranked
     for slug in view.dirty:
-        for bucket in BUCKETS:
+        for bucket in kind.buckets:
             had = view.parts.pop((bucket, slug), None) is not None
             found = None
             if os.path.isdir(f"{store.tickets_dir}/{bucket}/{slug}"):
