@@ -45,6 +45,11 @@ def _sweep(store: Store) -> None:
         _progress(f"janitor: {report.summary()}")
 
 
+def _check_remote(remote: str | None, push_branch: bool) -> None:
+    if push_branch and remote is None:
+        raise UsageError("--push-branch needs --remote NAME")
+
+
 @dataclass
 class _Engine:
     """One engine instance: its owner id and, with ``--remote``, its remote claimer."""
@@ -56,8 +61,7 @@ class _Engine:
 
     @classmethod
     def start(cls, store: Store, remote: str | None, push_branch: bool) -> _Engine:
-        if push_branch and remote is None:
-            raise UsageError("--push-branch needs --remote NAME")
+        _check_remote(remote, push_branch)
         from yoi.claims import new_owner_id
 
         _sweep(store)
@@ -159,8 +163,7 @@ def run(
 
         shares = engine_jobs.workers(store, jobs, max_ticks)
         if len(shares) > 1:
-            if push_branch and remote is None:
-                raise UsageError("--push-branch needs --remote NAME")
+            _check_remote(remote, push_branch)  # once here, not once per worker
             merged, code = engine_jobs.run(
                 store, shares, kick=kick, remote=remote, push_branch=push_branch
             )
@@ -229,8 +232,7 @@ def watch(
 
         count = len(engine_jobs.workers(store, jobs, None))
         if count > 1:
-            if push_branch and remote is None:
-                raise UsageError("--push-branch needs --remote NAME")
+            _check_remote(remote, push_branch)  # once here, not once per worker
             _progress(f"{count} watchers; Ctrl-C to stop them all")
             merged, code = engine_jobs.watch(
                 store, count, interval=interval, kick=kick, remote=remote, push_branch=push_branch
