@@ -32,14 +32,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import cache, fastschema, fastyaml
-from yoi.forked import split_map
+from yoi import cache, fastschema, fastyaml, forked
 
 if TYPE_CHECKING:
     from yoi.store import Store
 
 EVENTS = "events"
-PARALLEL_MIN = 2000  # unindexed done tickets worth a second process (``forked.split_map``)
+PARALLEL_MIN = forked.PARALLEL_MIN  # unindexed done tickets worth a second process
 INVALID, PROCESSED, PENDING = 0, 1, 2
 MAX_EVENT_BYTES = 1 << 20
 
@@ -223,7 +222,10 @@ def rescan_done(store: Store, read_at: int) -> dict[str, Files]:
 
     # A cold index (a fresh clone) parses every done ticket's events: two processes
     cold = sum(1 for slug in slugs if slug not in old) >= PARALLEL_MIN
-    scanned = split_map(scan, slugs, min_items=PARALLEL_MIN if cold else len(slugs) + 1)
+    if cold:
+        scanned = forked.split_map(scan, slugs, min_items=PARALLEL_MIN)
+    else:
+        scanned = [scan(slug) for slug in slugs]
     for slug, (files, dirty) in zip(slugs, scanned, strict=True):
         changed |= dirty
         if files:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import cache, fastticket, frontmatter
+from yoi import cache, fastticket, forked, frontmatter
 from yoi.errors import InvalidRecordError, Problem, YoiError
 from yoi.model import BlockerKind, BlockerRef, State, Ticket
 from yoi.slug import is_valid_slug
@@ -267,7 +267,7 @@ def list_rows(store: Store, states: set[str]) -> tuple[list[Row], list[Problem]]
     return rows, invalid
 
 
-PARALLEL_MIN = 2000  # misses worth a second process (``forked.split_map``)
+PARALLEL_MIN = forked.PARALLEL_MIN  # misses worth a second process
 
 
 def scan(
@@ -278,8 +278,6 @@ def scan(
     did not change (``key``: the file's, when the value may be kept under it). With
     ``complete``, a cached row of a state in it without its JSON text is made again.
     Many misses (a cold cache) are read by two processes."""
-    from yoi.forked import split_map
-
     with cache.gc_paused():
         read_at = cache.now_ns()
         found: list[tuple[_Bucket, Path, list[str], list[Entry | None]]] = []
@@ -309,7 +307,7 @@ def scan(
             name, base, shown = miss  # the _Miss is made where it is read (maybe a child)
             return _Miss(store, name, base, kind, shown + name, complete).load(read_at)
 
-        loaded = split_map(load, misses, min_items=PARALLEL_MIN)
+        loaded = forked.split_map(load, misses, min_items=PARALLEL_MIN)
         fresh = iter(loaded)
         out: list[tuple[Path, str, Any, tuple[str, str, str] | None, cache.Key | None]] = []
         for state, base, names, got in found:

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+PARALLEL_MIN = 2000  # items (files to parse) worth a second process: ``min_items`` of callers
+
 
 def can_fork() -> bool:
     if os.environ.get("YOI_PARALLEL", "1") == "0" or not sys.platform.startswith("linux"):
