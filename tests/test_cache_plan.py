@@ -110,3 +110,58 @@ def test_a_warm_pass_parses_no_record(
     relations = plan._every_record(store, plan._RELATION_NAMES)
     assert sorted(r.kind.value for r in relations) == ["before", "blocks"]
     assert cache.enabled()
+
+
+def test_a_record_that_vanishes_while_it_is_read_is_skipped(store: Store) -> None:
+    """Readers do not take the lock (the queue gate reads every relation before its
+    transition): a record listed, then gone before it is opened (its ticket moved to
+    done/ by an engine, a checkout) is absent from the pass, not an internal error."""
+    slugs = populate(store)
+    base = f"{store.ticket_dir(slugs[0])}/plan"
+    gone = f"{base}/plan-20260301100000-note-ffffff.yaml"
+    assert cache_plan._read(str(store.yoi_dir), store, gone) is None
+    assert cache_plan._read(str(store.yoi_dir), store, f"{gone}/inside.yaml") is None
+
+
+def test_relations_read_while_records_come_and_go(store: Store, store_repo: Path) -> None:
+    """Real processes: one writes and deletes plan records over and over (new inodes,
+    so every pass reads them), another reads every relation meanwhile; the reader never
+    fails."""
+    import subprocess
+    import sys
+
+    slugs = populate(store)
+    plan_dir = store.ticket_dir(slugs[0]) / "plan"
+    plan_dir.mkdir(exist_ok=True)
+    churn = (
+        "import os, sys, time\n"
+        "d, text = sys.argv[1], sys.argv[2]\n"
+        "end = time.monotonic() + 3\n"
+        "i = 0\n"
+        "while time.monotonic() < end:\n"
+        "    p = os.path.join(d, f'plan-20260301100000-depends-on-{i % 7:06d}.yaml')\n"
+        "    with open(p, 'w') as f: f.write(text.replace('IDX', f'{i % 7:06d}'))\n"
+        "    os.unlink(p)\n"
+        "    i += 1\n"
+    )
+    record = (
+        "record_id: plan-20260301100000-depends-on-IDX\n"
+        f"ticket: {slugs[0]}\nkind: depends_on\nrelated_ticket: {slugs[1]}\n"
+        "author: ada\nat: '2026-03-01T10:00:00Z'\n"
+    )
+    reader = (
+        "import time\n"
+        "from yoi import cache, plan\n"
+        "from yoi.store import Store\n"
+        "cache.RACY_NS = cache.RACY_COARSE_NS = -10**18\n"
+        "store = Store.discover()\n"
+        "end = time.monotonic() + 3\n"
+        "while time.monotonic() < end:\n"
+        "    plan.relation_records(store)\n"
+    )
+    writer = subprocess.Popen([sys.executable, "-c", churn, str(plan_dir), record])
+    read = subprocess.run(
+        [sys.executable, "-c", reader], cwd=store_repo, capture_output=True, text=True, timeout=120
+    )
+    writer.wait(timeout=60)
+    assert read.returncode == 0, read.stderr

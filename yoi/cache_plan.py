@@ -88,8 +88,12 @@ def _list(key: str, base: str) -> tuple[str, ...] | None:
 
 
 def _read(key: str, store: Store, path: str) -> dict[str, Any] | None:
+    """The record's validated data; None when it is invalid or gone. Readers do not take
+    the store lock, so a record listed a moment ago may have moved with its ticket (to
+    done/) or been removed by a checkout: it is not there, as ``_list`` says of a
+    directory that went."""
     _NEW.add(key)
     try:
         return store.read_record(Path(path), "plan_record")
-    except YoiError:
+    except (YoiError, FileNotFoundError, NotADirectoryError):
         return None
