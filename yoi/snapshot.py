@@ -4,6 +4,11 @@ Built from the ticket (title, body, acceptance criteria), the thread's decisions
 base commit, the tracked-file list at that commit, and the contents of the ticket's
 ``context_paths`` read from the base commit (never from the user's working tree), all
 within ``context_max_bytes`` (default 64 KiB) of ``full_prompt_text``.
+
+The tracked-file list leaves out the ticket store (``.yoi/``): a patch may never touch
+it, and in a store of months its records would be most of the list (it is sorted, and
+``.yoi/`` sorts before ``src/``), pushing the repository's own files past the listing's
+cap and the context budget.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from yoi.model import Ticket
+from yoi.paths import STORE_DIR
 
 if TYPE_CHECKING:
     from yoi.git import Repo
@@ -22,6 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CONTEXT_MAX_BYTES = 64 * 1024
 MAX_LISTED_FILES = 2000
+_STORE_FIRST, _STORE_END = STORE_DIR + "/", STORE_DIR + chr(ord("/") + 1)
 _TRUNCATED = "\n[... truncated to fit the context budget ...]\n"
 
 
@@ -107,6 +114,17 @@ def _context_files(tracked: Sequence[str], wanted: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _outside_store(tracked: Sequence[str]) -> tuple[list[str], int, int]:
+    """(the first ``MAX_LISTED_FILES`` sorted tracked files outside ``.yoi/``, how many
+    files there are outside it, how many inside). The store's files are one run of the
+    sorted list, found by bisection."""
+    lo = bisect.bisect_left(tracked, _STORE_FIRST)
+    hi = bisect.bisect_left(tracked, _STORE_END, lo)
+    head = list(tracked[: min(lo, MAX_LISTED_FILES)])
+    head += tracked[hi : hi + MAX_LISTED_FILES - len(head)]
+    return head, len(tracked) - (hi - lo), hi - lo
+
+
 def _file_section(repo: Repo, commit: str, path: str) -> str:
     data = repo.read_blob(commit, path)
     if data is None:
@@ -134,11 +152,13 @@ def prompt_text(
             if not budget.add(_file_section(repo, base.commit, path)):
                 break
             included.append(path)
-    listed = tracked[:MAX_LISTED_FILES]
-    more = f"\n(and {len(tracked) - len(listed)} more)" if len(tracked) > len(listed) else ""
-    budget.add(f"## Tracked files ({len(tracked)})\n\n" + "\n".join(listed) + more + "\n")
+    listed, count, in_store = _outside_store(tracked)
+    more = f"\n(and {count - len(listed)} more)" if count > len(listed) else ""
+    if in_store:
+        more += f"\n({STORE_DIR}/, the ticket store, is not listed: {in_store} files)"
+    budget.add(f"## Tracked files ({count})\n\n" + "\n".join(listed) + more + "\n")
     facts = {
-        "tracked_files": len(tracked),
+        "tracked_files": count,
         "context_files": included,
         "truncated": budget.full,
         "max_bytes": limit,
