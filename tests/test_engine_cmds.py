@@ -164,6 +164,45 @@ def test_watch_finishes_the_current_step_on_a_signal(
     assert user_state(repo) == user
 
 
+def test_a_second_ctrl_c_stops_watch_at_once(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first SIGINT lets the run finish; the second kills the runner's group and
+    exits 130; the next engine records the cut run as RUNNER_ERROR."""
+    monkeypatch.chdir(repo)
+    marker = repo.parent / "runner.pid"
+    runner = [
+        PY,
+        "-c",
+        f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
+    ]
+    store = make_store(repo, config(runners={"default": {"type": "command", "command": runner}}))
+    slug = queue(store, "Slow")
+    proc = spawn_engine(repo, "watch", "--interval", "0.2")
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while not marker.exists() or not marker.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    seen = b""
+    while b"Ctrl-C again" not in seen:  # the first was handled: the second is not merged
+        line = proc.stderr.readline()
+        assert line, seen.decode()
+        seen += line
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (seen + err).decode()
+    assert time.monotonic() - started < 20  # not the runner's 60 s
+    assert b"stopping now" in err and b"Traceback" not in err
+    runner_pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(runner_pid, 0)
+    assert store.read_ticket(slug).state.value == "inprogress"
+    engine_cmd.tick(store)
+    assert store.read_ticket(slug).state.value == "blocked"
+    assert "RUNNER_ERROR" in (store.ticket_dir(slug) / "thread.md").read_text()
+
+
 def test_watch_polls_and_stops_after_max_polls(store: Store, repo: Path) -> None:
     queue_with_patch(store, repo, "Note")
     out = engine_cmd.watch(store, interval=0.05, kick=False, max_polls=2)

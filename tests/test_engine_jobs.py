@@ -6,6 +6,7 @@ Real processes and a real command runner; nothing is timed."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -224,3 +225,56 @@ def test_jobs_beyond_capacity_say_so(repo: Path, tmp_path: Path) -> None:
     assert "--jobs 3: engine.capacity is 2, so at most 2 engine(s) at once" in err
     assert store.read_ticket(slugs[0]).state is State.DONE
     assert [t["outcome"] for t in doc["ticks"]] == ["processed", "idle"]
+
+
+def processes_running(script: Path) -> list[int]:
+    """Pids of live processes whose command line names ``script``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if str(script).encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def test_ctrl_c_twice_in_a_terminal_stops_watch_jobs_at_once(repo: Path, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the workers get it directly
+    and, from the parent, as SIGTERM. The first lets both runs go on; the second stops
+    everything at once (exit 130), and the next engine records both runs as RUNNER_ERROR."""
+    script = tmp_path / "long.py"
+    script.write_text(SLEEPER.replace("time.sleep(2)", "time.sleep(60)"))
+    log = tmp_path / "runs.log"
+    runners = {"default": {"type": "command", "command": [PY, str(script), str(log)]}}
+    store = make_store(repo, config(capacity=2, runners=runners))
+    slugs = [queue(store, f"Long {i}") for i in range(2)]
+    commit_all(repo, "queued")
+    parent = subprocess.Popen(
+        [PY, "-m", "yoi", "engine", "watch", "--jobs", "2", "--interval", "0.1", "--json"],
+        cwd=repo,
+        env=yoi_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )
+    assert parent.stderr is not None
+    started(log, 2)
+    os.killpg(parent.pid, signal.SIGINT)
+    seen = b""
+    while seen.count(b"finishing the current step") < 2:
+        line = parent.stderr.readline()
+        assert line, seen.decode()
+        seen += line
+    assert len(engines_in(repo)) == 3 and len(processes_running(script)) == 2
+    os.killpg(parent.pid, signal.SIGINT)
+    _out, err = parent.communicate(timeout=30)
+    assert parent.returncode == 130, (seen + err).decode()
+    assert b"Traceback" not in err and err.count(b"stopping now") == 2
+    assert engines_in(repo) == [] and processes_running(script) == []
+    assert [store.read_ticket(s).state for s in slugs] == [State.INPROGRESS] * 2
+    code, _doc, err_text = engine_run(repo)
+    assert code == 0, err_text
+    assert [store.read_ticket(s).state for s in slugs] == [State.BLOCKED] * 2

@@ -503,7 +503,8 @@ def engine_run(
 def engine_watch(
     interval: float, kick: bool, jobs: int, remote: str | None, push_branch: bool, as_json: bool
 ) -> int:
-    """Poll forever; SIGINT/SIGTERM finish the current step and release claims."""
+    """Poll forever; SIGINT/SIGTERM finish the current step and release claims (a
+    second Ctrl-C stops at once)."""
     from yoi.commands import engine as cmd
 
     out = cmd.watch(

@@ -199,17 +199,29 @@ def run(
 
 
 class _Stop:
-    """Set by SIGINT/SIGTERM: the current step finishes, then the loop ends."""
+    """Set by SIGINT/SIGTERM: the current step finishes, then the loop ends. A second
+    SIGINT (Ctrl-C again) stops at once, as Ctrl-C stops ``engine run``: the runner's
+    process group is killed and the next engine records the run as RUNNER_ERROR."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.interrupted = False  # a SIGINT came (a SIGTERM first does not count: the
+        # parent of ``--jobs`` workers passes the terminal's Ctrl-C on as SIGTERM)
 
     def __call__(self, signum: int, _frame: FrameType | None) -> None:
-        if not self.event.is_set():
-            _progress(
-                f"{signal.Signals(signum).name}: finishing the current step, then releasing claims"
-            )
-        self.event.set()
+        if signum == signal.SIGINT:
+            if self.interrupted:
+                _progress("SIGINT again: stopping now")
+                raise KeyboardInterrupt
+            self.interrupted = True
+        if self.event.is_set():
+            return
+        self.event.set()  # first: a signal may arrive while this handler runs
+        again = " (Ctrl-C again to stop now)" if signum == signal.SIGINT else ""
+        _progress(
+            f"{signal.Signals(signum).name}: finishing the current step, "
+            f"then releasing claims{again}"
+        )
 
 
 def watch(
