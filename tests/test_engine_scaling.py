@@ -149,6 +149,7 @@ def test_open_rules_decide_as_the_rules_over_every_ticket(repo: Path, seed: int)
     lazy = plan.open_standing(store, open_)
     capacity = int(store.config()["engine"]["capacity"])
     assert {t.slug for t in open_} == {t.slug for t in every if t.state is not State.DONE}
+    assert dict(plan.open_standing(store, open_).states) == {t.slug: t.state for t in every}
     for ticket in open_:
         full = (
             plan.wait_reason(records, ticket, every, capacity, known=known),
@@ -161,3 +162,4 @@ def test_open_rules_decide_as_the_rules_over_every_ticket(repo: Path, seed: int)
             ),
         )
         assert fast == full, ticket.slug
+    assert dict(lazy.states) == {t.slug: t.state for t in every}  # after lookups, too

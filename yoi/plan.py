@@ -310,20 +310,32 @@ class _States(Mapping[str, State]):
     def __init__(self, store: Store, open_tickets: Sequence[Ticket]):
         self._store = store
         self._known: dict[str, State | None] = {t.slug: t.state for t in open_tickets}
+        self._complete = False  # every done ticket is in ``_known``
 
     def __getitem__(self, slug: str) -> State:
         if slug not in self._known:
-            self._known[slug] = _done_state(self._store, slug)
+            self._known[slug] = None if self._complete else _done_state(self._store, slug)
         state = self._known[slug]
         if state is None:
             raise KeyError(slug)
         return state
 
-    def __iter__(self) -> Iterator[str]:  # the states read so far
-        return iter([slug for slug, state in self._known.items() if state is not None])
+    def __iter__(self) -> Iterator[str]:
+        return iter([slug for slug, state in self._every().items() if state is not None])
 
     def __len__(self) -> int:
-        return sum(1 for state in self._known.values() if state is not None)
+        return sum(1 for state in self._every().values() if state is not None)
+
+    def _every(self) -> dict[str, State | None]:
+        """``_known`` with every done ticket: iterating lists ``done/`` (no rule does)."""
+        if not self._complete:
+            from yoi import cache_tickets
+
+            for ticket in cache_tickets.list_tickets(self._store, ("done",))[0]:
+                if self._known.get(ticket.slug) is None:
+                    self._known[ticket.slug] = ticket.state
+            self._complete = True
+        return self._known
 
 
 def _done_state(store: Store, slug: str) -> State | None:
@@ -398,7 +410,9 @@ def wait_reason(
     *,
     known: Standing | None = None,
 ) -> str | None:
-    """``start_wait_reason`` on already-loaded records (used by the work set)."""
+    """``start_wait_reason`` on already-loaded records (used by the work set). ``known``:
+    the ``standing`` of ``tickets``, when the caller has it (then ``tickets`` is not
+    read again)."""
     now = known or standing(tickets)
     states = now.states
     running = [slug for slug in now.running if slug != ticket.slug]
