@@ -3,7 +3,8 @@
     python bench/run_all.py [--repeat 5] [--big] [--sizes 1000,10000] [--json out.json]
 
 For each size it generates a store with tickets in every state (``gen_store``) for
-``ticket list``, ``ticket show``, name resolution and ``doctor``, and an idle store for
+``ticket list``, ``ticket show``, name resolution, ``doctor`` and a run's private
+worktree (``bench_worktree``), and an idle store for
 ``engine tick`` (then grows its done tickets). Startup and engine throughput are
 measured once, and what the disk charges for creating and syncing files
 (``bench_fs``). Every figure is a median over ``--repeat`` runs with its baseline
@@ -31,6 +32,7 @@ from bench import (
     bench_list,
     bench_startup,
     bench_tick,
+    bench_worktree,
     gen_store,
 )
 from bench._common import Row, table
@@ -46,6 +48,8 @@ def sized(
     rows = bench_list.measure(repo, n, repeat) if "list" in only else []
     if "commands" in only:
         rows += bench_commands.measure(repo, n, repeat, clones)
+    if "worktree" in only:  # git's side writes every file of the store: at most 3 rounds
+        rows += bench_worktree.measure(repo, work, n, min(repeat, 3))
     shutil.rmtree(repo, ignore_errors=True)
     if "tick" in only:
         idle = work / f"idle-{n}"
@@ -89,8 +93,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     p.add_argument(
         "--only",
-        default="startup,list,commands,tick,engine,fs",
-        help="comma-separated subset of: startup,list,commands,tick,engine,fs",
+        default="startup,list,commands,worktree,tick,engine,fs",
+        help="comma-separated subset of: startup,list,commands,worktree,tick,engine,fs",
     )
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([50_000] if args.big else [])

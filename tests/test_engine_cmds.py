@@ -138,6 +138,31 @@ def test_runs_list_and_show(store: Store, repo: Path) -> None:
         runs_cmd.show(store, "../../etc")
 
 
+def test_runners_and_gates_get_no_checkout_of_the_ticket_store(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their private worktrees leave .yoi/ out; the work branch keeps the base's store."""
+    monkeypatch.chdir(repo)
+    probe = [PY, "-c", "import os, sys; sys.exit(3 if os.path.exists('.yoi') else 0)"]
+    agent = [
+        PY,
+        "-c",
+        "import os; assert not os.path.exists('.yoi'); os.makedirs('notes', exist_ok=True); "
+        "open('notes/a.txt', 'w').write('a\\n')",
+    ]
+    cfg = config(
+        gates=[{"name": "no-store", "command": probe}],
+        runners={"default": {"type": "command", "command": agent}},
+    )
+    store = make_store(repo, cfg)
+    slug = queue(store, "Agent")
+    engine_cmd.run(store)
+    assert store.read_ticket(slug).state.value == "done"
+    branch = f"yoi/{slug}"
+    assert ".yoi/config.yaml" in git(repo, "ls-tree", "-r", "--name-only", branch).split()
+    assert git(repo, "diff", "--name-only", "HEAD", branch).split() == ["notes/a.txt"]
+
+
 SLOW = [PY, "-c", "import time; time.sleep(1.5); open('notes.txt', 'w').write('x\\n')"]
 
 

@@ -13,7 +13,7 @@ from typing import TypedDict
 
 import pytest
 
-from tests.helpers import commit_all, git, user_state, write_tree
+from tests.helpers import commit_all, git, init_repo, user_state, write_tree
 from yoi.errors import ConflictError, GitError, PatchError
 from yoi.git import Repo, check_ref_name
 
@@ -404,6 +404,63 @@ def test_apply_failure_names_the_reason_and_changes_nothing(
         assert wt.apply_to_index(good) != repo.tree_of(base)  # nothing stacked from the failure
         wt.reset_index()
         assert git(wt.path, "diff", "--cached", "--name-only") == ""
+
+
+def test_a_private_worktree_leaves_the_ticket_store_out(tmp_path: Path) -> None:
+    """The store's files are not checked out (at 10,000 tickets: 100,000 files written and
+    deleted per run and per gate run); the worktree is clean, its HEAD the base's tree
+    without .yoi/ on top of the base; reading it back puts the base's store in again, with
+    any file the runner wrote under .yoi/ over it (so the path policy sees it)."""
+    files: dict[str, str | bytes] = {
+        "README.md": "hi\n",
+        "src/app.py": "print(1)\n",
+        ".yoi/config.yaml": "version: 1\n",
+        ".yoi/tickets/open/t/ticket.md": "x\n",
+        ".yoi-example/keep.txt": "kept\n",
+    }
+    root = init_repo(tmp_path / "repo", files)
+    before = user_state(root)
+    repo = Repo.open(root)
+    base = repo.resolve_commit("HEAD")
+    base_tree = repo.tree_of(base)
+    with repo.private_worktree(base, tmp_path / "wt", "yoi-nostore") as wt:
+        assert sorted(p.name for p in wt.path.iterdir()) == [
+            ".git",
+            ".yoi-example",
+            "README.md",
+            "src",
+        ]
+        assert git(wt.path, "status", "--porcelain") == ""  # nothing shows as deleted
+        head = git(wt.path, "rev-parse", "HEAD").strip()
+        assert git(wt.path, "rev-parse", "HEAD^").strip() == base
+        assert ".yoi" not in git(wt.path, "ls-tree", "--name-only", "HEAD").split()
+        assert wt.workdir_tree() == base_tree and wt.workdir_diff() == b""
+        (wt.path / "src" / "app.py").write_text("print(2)\n")
+        changed = repo.diff_trees(base_tree, wt.workdir_tree()).files
+        assert [(c.status, c.path) for c in changed] == [("M", "src/app.py")]
+        (wt.path / ".yoi").mkdir()
+        (wt.path / ".yoi" / "config.yaml").write_text("version: 2\n")
+        (wt.path / ".yoi" / "new.txt").write_text("new\n")
+        changed = repo.diff_trees(base_tree, wt.workdir_tree()).files
+        assert sorted((c.status, c.path) for c in changed) == [
+            ("A", ".yoi/new.txt"),
+            ("M", ".yoi/config.yaml"),
+            ("M", "src/app.py"),
+        ]
+        patch = (
+            b"diff --git a/src/app.py b/src/app.py\n--- a/src/app.py\n+++ b/src/app.py\n"
+            b"@@ -1 +1 @@\n-print(1)\n+print(3)\n"
+        )
+        tree = wt.apply_to_index(patch)
+        assert repo.entry_at(tree, ".yoi/tickets/open/t/ticket.md") == repo.entry_at(
+            base_tree, ".yoi/tickets/open/t/ticket.md"
+        )
+        wt.reset_index()
+        assert git(wt.path, "diff", "--cached", "--name-only") == ""
+    with repo.private_worktree(base, tmp_path / "wt2", "yoi-nostore-2") as again:
+        assert git(again.path, "rev-parse", "HEAD").strip() == head  # one object per base
+    assert user_state(root) == before
+    assert repo.list_private_worktrees("yoi-") == []
 
 
 # -- round trips ----------------------------------------------------------------------------

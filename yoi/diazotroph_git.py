@@ -100,8 +100,7 @@ def check_and_apply(
     if problems:
         return problems
     try:
-        worktree.reset_index()  # the runner may have staged files: apply to the base
-        tree = worktree.apply_to_index(raw)
+        tree = worktree.apply_to_index(raw)  # to the base, whatever the runner staged
     except PatchError as exc:
         return [exc.message]
     changed, before = repo.changed_entries(base.tree, tree)

@@ -6,6 +6,8 @@ Facts this module relies on are measured in ``notes/reliability.md``:
   ``references.create(force=...)`` as an existence check.
 * Patches are applied to the INDEX of a private, detached linked worktree, never to a
   work tree and never through the user's ``Repository`` object.
+* A private worktree never has the ticket store (``.yoi/``) checked out
+  (``_checkout_commit``); reading its files back puts the base's store in again.
 * Diffs are produced in a throwaway bare "diff repository" that borrows the user's object
   store as an alternate, so the user's ``diff.noprefix``, ``diff.mnemonicPrefix``,
   ``core.abbrev``, ``diff.renames`` and work-tree ``.gitattributes`` cannot change them.
@@ -39,6 +41,7 @@ from pygit2.enums import ApplyLocation, DiffFind, DiffOption, FileMode, ObjectTy
 from yoi import cache, slots
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
 from yoi.patching import FileChange, NormalizedDiff, quote_spaced_names
+from yoi.paths import STORE_DIR
 
 __all__ = [
     "FileChange",
@@ -462,12 +465,13 @@ class Repo:
         with _git_errors(f"cannot create private worktree '{name}' at {path}"):
             if name in self._repo.list_worktrees():
                 raise GitError(f"cannot create private worktree: the name '{name}' is in use")
-            branch = self._repo.create_branch(temp_branch, base, True)
+            checkout = self._checkout_commit(base)
+            branch = self._repo.create_branch(temp_branch, checkout, True)
             created = False
             try:
                 self._repo.add_worktree(name, str(path), branch)
                 created = True
-                pygit2.Repository(str(path)).set_head(base.id)
+                pygit2.Repository(str(path)).set_head(checkout.id)
             except BaseException:
                 if created:
                     self.remove_private_worktree(name)
@@ -477,7 +481,29 @@ class Repo:
                 # HEAD and fails spuriously while another engine is creating one.
                 if self._repo.references.get(f"refs/heads/{temp_branch}") is not None:
                     self._repo.references.delete(f"refs/heads/{temp_branch}")
-        return PrivateWorktree(self, name, path, base_commit)
+        return PrivateWorktree(self, name, path, base_commit, str(checkout.id))
+
+    def _checkout_commit(self, commit: pygit2.Commit) -> pygit2.Commit:
+        """What a private worktree of ``commit`` checks out: ``commit`` itself, or, when its
+        tree holds the ticket store (a ``.yoi`` directory), a commit whose tree is the same
+        without it and whose parent is ``commit``, on no ref (the same object for the same
+        commit: no new object per run). A runner or a gate never needs the store's files
+        (a patch may not touch them) and they are most of a big store's repository: ten
+        files per ticket, so 100,000 at 10,000 tickets, which took 15-25 s to write and as
+        long to delete for every run and every gate run."""
+        entry = _child(commit.tree, STORE_DIR)
+        if entry is None or entry.filemode != _TREE_MODE:
+            return commit
+        builder = self._repo.TreeBuilder(commit.tree)
+        builder.remove(STORE_DIR)
+        tree = builder.write()
+        sig = pygit2.Signature("yoi", "yoi@localhost", commit.commit_time, 0)
+        message = (
+            f"{commit.id} without {STORE_DIR}/\n\nyoi checks out the ticket store for no "
+            "runner and no gate; the store is the base commit's again in every result.\n"
+        )
+        oid = self._repo.create_commit(None, sig, sig, message, tree, [commit.id])
+        return self._lookup(str(oid), pygit2.Commit)
 
     def remove_private_worktree(self, name: str) -> bool:
         """Delete the worktree's directory and its admin dir. False if it did not exist."""
@@ -559,14 +585,36 @@ class _PrivateIndex:
             self._repo = pygit2.Repository(str(path))
 
     def apply_to_index(self, patch: bytes) -> str:
-        """Apply a git-style patch to this index; return the resulting tree id.
+        """Apply a git-style patch to the base tree in this index; return the resulting
+        tree id. All or nothing (libgit2 checks every file first); files on disk are not
+        touched; every apply starts from the base.
 
-        All or nothing (libgit2 checks every file first). Files on disk are not touched.
-        Applying twice stacks: call ``reset_index`` to start again from the base.
+        The index is *sparse*: before a patch is applied it holds the base tree's entries
+        for exactly the paths the patch names, and the result tree is the base tree with
+        those paths replaced (``_edit_tree``). So a run costs what its patch touches, not
+        what the repository holds (a full index of a large tree is megabytes to restore,
+        parse and rewrite per run); libgit2 still checks every hunk against its preimage.
         """
-        self._apply(*_parse_patch(patch))
+        patch, diff = _parse_patch(patch)
+        base_tree = self._owner.tree_of(self.base_commit)
+        with _git_errors("cannot read the base tree"):
+            base = self._repo[base_tree].peel(pygit2.Tree)
+        paths = sorted({f.path for d in diff.deltas for f in (d.old_file, d.new_file) if f.path})
+        with _git_errors("cannot prepare the private index"):
+            index = self._repo.index
+            index.clear()
+            for path in paths:
+                entry = self._owner.entry_at(base_tree, path)
+                if entry is not None:
+                    index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=entry[1]), FileMode(entry[0])))
+        # Not written first: libgit2's apply reads the repository's index object (this one,
+        # in memory) and writes it once, when the patch applied.
+        self._apply(patch, diff)
         with _git_errors("cannot write the result tree"):
-            return str(self._repo.index.write_tree())
+            after = {e.path: (e.id, int(e.mode)) for e in self._repo.index}
+            changes = {path: after.get(path) for path in paths}
+            tree = _edit_tree(self._repo, base, changes, "")
+            return str(tree if tree is not None else self._repo.TreeBuilder().write())
 
     def _apply(self, patch: bytes, diff: pygit2.Diff) -> None:
         try:  # libgit2 makes every postimage before it changes the index: no dry run first
@@ -591,12 +639,6 @@ class _PrivateIndex:
                 return next((p.delta.new_file.path for p in alone if p is not None), None)
         return None
 
-    def reset_index(self) -> None:
-        """Reset this index to the base tree (disk files untouched)."""
-        with _git_errors("cannot reset the private index"):
-            self._repo.index.read_tree(self._owner.tree_of(self.base_commit))
-            self._repo.index.write()
-
 
 class IndexOnly(_PrivateIndex):
     """A private index without a checkout, for runs whose runner needs no files on disk:
@@ -604,14 +646,8 @@ class IndexOnly(_PrivateIndex):
     the blobs and trees ``apply_to_index`` writes are the user's, as with a linked
     worktree), with its own index file. Nothing is checked out.
 
-    The index is *sparse*: before a patch is applied it holds the base tree's entries
-    for exactly the paths the patch names, and the result tree is the base tree with
-    those paths replaced (``_edit_tree``). So a run costs what its patch touches, not
-    what the repository holds (a full index of a large tree is megabytes to restore,
-    parse and rewrite per run); libgit2 still checks every hunk against its preimage.
-    Every apply starts from the base (``reset_index`` has nothing to undo).
-
-    One is kept per process and repository (``Repo.index_only``) in a slot under
+    Its index is sparse, as every private index's (``apply_to_index``). One is kept per
+    process and repository (``Repo.index_only``) in a slot under
     ``<git-common-dir>/yoi/cache/index/`` that this process holds locked: an engine run
     reuses it for every ticket, with libgit2's object cache kept warm. A process that
     dies frees its slot; the next one takes it over as it is."""
@@ -622,33 +658,13 @@ class IndexOnly(_PrivateIndex):
     def reset_to(self, owner: Repo, base_commit: str) -> None:
         self._owner, self.base_commit = owner, base_commit
 
-    def reset_index(self) -> None:
-        """Nothing to undo: every ``apply_to_index`` starts from the base tree."""
-
-    def apply_to_index(self, patch: bytes) -> str:
-        patch, diff = _parse_patch(patch)
-        base_tree = self._owner.tree_of(self.base_commit)
-        with _git_errors("cannot read the base tree"):
-            base = self._repo[base_tree].peel(pygit2.Tree)
-        paths = sorted({f.path for d in diff.deltas for f in (d.old_file, d.new_file) if f.path})
-        with _git_errors("cannot prepare the private index"):
-            index = self._repo.index
-            index.clear()
-            for path in paths:
-                entry = self._owner.entry_at(base_tree, path)
-                if entry is not None:
-                    index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=entry[1]), FileMode(entry[0])))
-        # Not written first: libgit2's apply reads the repository's index object (this one,
-        # in memory) and writes it once, when the patch applied.
-        self._apply(patch, diff)
-        with _git_errors("cannot write the result tree"):
-            after = {e.path: (e.id, int(e.mode)) for e in self._repo.index}
-            changes = {path: after.get(path) for path in paths}
-            tree = _edit_tree(self._repo, base, changes, "")
-            return str(tree if tree is not None else self._repo.TreeBuilder().write())
-
 
 Entry = tuple[pygit2.Oid, int]  # (object id, file mode)
+
+
+def _child(tree: pygit2.Tree, name: str) -> pygit2.Object | None:
+    """The entry ``name`` of ``tree`` (no ``get`` on a pygit2 Tree)."""
+    return tree[name] if name in tree else None  # noqa: SIM401
 
 
 def _edit_tree(
@@ -734,22 +750,60 @@ _INDEX_ONLY: dict[str, tuple[slots.Slot, IndexOnly]] = {}
 
 
 class PrivateWorktree(_PrivateIndex):
-    """A private detached worktree: the runner edits its files, yoi applies to its INDEX."""
+    """A private detached worktree: the runner edits its files, yoi applies to its INDEX.
+    ``checked_out``: the commit on disk (``Repo._checkout_commit``: the base, or the base
+    without the ticket store)."""
 
-    def __init__(self, owner: Repo, name: str, path: Path, base_commit: str):
+    def __init__(
+        self, owner: Repo, name: str, path: Path, base_commit: str, checked_out: str | None = None
+    ):
         super().__init__(owner, path, base_commit, "the private worktree")
         self.name = name
+        self.checked_out = checked_out or base_commit
         self._admin_dir = str(self._repo.path)
+
+    def reset_index(self) -> None:
+        """The worktree's own index back to its checkout (``apply_to_index`` does not need
+        this: it starts from the base, whatever the runner staged)."""
+        with _git_errors("cannot reset the private index"):
+            self._repo.index.read_tree(self._owner.tree_of(self.checked_out))
+            self._repo.index.write()
 
     def workdir_tree(self) -> str:
         """Tree id of the files on disk as ``git add -A`` would stage them (nothing written
-        to any index file; .gitignore'd untracked files are left out)."""
+        to any index file; .gitignore'd untracked files are left out), with the base's
+        ticket store where it was not checked out."""
         with _git_errors(f"cannot read the files of {self.path}"):
             repo = pygit2.Repository(self._admin_dir)  # not via <path>/.git: runner-writable
             index = repo.index
-            index.read_tree(self._owner.tree_of(self.base_commit))
+            index.read_tree(self._owner.tree_of(self.checked_out))
             index.add_all()
-            return str(index.write_tree())
+            return self._with_store(index.write_tree())
+
+    def _with_store(self, tree_id: pygit2.Oid) -> str:
+        """``tree_id`` with the base's ``.yoi`` tree where the checkout left it out, and any
+        file the runner wrote under ``.yoi/`` over it (so it shows, and is refused)."""
+        if self.checked_out == self.base_commit:
+            return str(tree_id)
+        base = self._repo[self._owner.tree_of(self.base_commit)].peel(pygit2.Tree)
+        tree = self._repo[tree_id].peel(pygit2.Tree)
+        written = _child(tree, STORE_DIR)
+        if written is not None and written.filemode != _TREE_MODE:
+            return str(tree_id)  # a file named .yoi: as it is (refused by the path policy)
+        builder = self._repo.TreeBuilder(tree)
+        builder.insert(STORE_DIR, base[STORE_DIR].id, _TREE_MODE)
+        grafted = builder.write()
+        if written is None:
+            return str(grafted)
+        changes: dict[str, Entry | None] = {
+            f"{STORE_DIR}/{path}": (pygit2.Oid(hex=oid), mode)
+            for path, mode, oid in self._owner.tree_entries(str(written.id))
+        }
+        try:
+            edited = _edit_tree(self._repo, self._repo[grafted].peel(pygit2.Tree), changes, "")
+        except PatchError:  # a file where the store has a directory, or the reverse
+            return str(tree_id)  # every store file then shows as gone: refused all the same
+        return str(edited if edited is not None else grafted)
 
     def workdir_diff(self) -> bytes:
         """Binary-capable patch of every change on disk vs the base commit (edits, new
