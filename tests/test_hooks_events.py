@@ -173,6 +173,37 @@ def test_checkout_of_a_branch_with_a_queued_ticket_emits_once(store_repo: Path) 
     assert [e["source"] for e in events(repo, slug)] == ["hook:post-checkout"]
 
 
+def _queued_on_a_branch(repo: Path) -> str:
+    """A ticket queued on branch 'queued' by a commit made without hooks; back on main,
+    hooks installed."""
+    slug = ready_ticket(repo)
+    commit_all(repo, "ready")
+    ok(repo, "checkout", "-q", "-b", "queued")
+    hand_queue(repo, slug)
+    commit_all(repo, "queued", *NO_HOOKS)
+    ok(repo, "checkout", "-q", "main")
+    install(repo)
+    return slug
+
+
+def test_a_checkout_of_files_that_queue_a_ticket_emits(store_repo: Path) -> None:
+    """`git checkout <branch> -- <path>` moves no HEAD: the queued ticket arrives in the
+    working tree only (post-checkout's flag 0), and is found there."""
+    slug = _queued_on_a_branch(store_repo)
+    ok(store_repo, "checkout", "queued", "--", f".yoi/tickets/open/{slug}/ticket.md")
+    assert [e["source"] for e in events(store_repo, slug)] == ["hook:post-checkout"]
+
+
+def test_a_squash_merge_that_queues_a_ticket_emits_once(store_repo: Path) -> None:
+    """A squash merge commits nothing (post-merge's flag 1): found in the working tree;
+    the commit that follows adds no second event."""
+    slug = _queued_on_a_branch(store_repo)
+    ok(store_repo, "merge", "-q", "--squash", "queued")
+    assert [e["source"] for e in events(store_repo, slug)] == ["hook:post-merge"]
+    commit_all(store_repo, "squashed")
+    assert len(events(store_repo, slug)) == 1
+
+
 def test_a_broken_store_never_fails_a_git_operation(store_repo: Path) -> None:
     repo = store_repo
     slug = ready_ticket(repo)

@@ -88,13 +88,18 @@ def merge_base(root: Path, ref: str) -> str:
     return out or commit
 
 
-def changed_paths(root: Path, base: str, *, staged: bool, index_file: str | None) -> set[str]:
-    """Paths under .yoi/ that differ between ``base`` and the working tree (or index)."""
+def changed_paths(
+    root: Path, base: str, *, staged: bool, index_file: str | None, to: str | None = None
+) -> set[str]:
+    """Paths under .yoi/ that differ between ``base`` and the working tree (or index), or,
+    with ``to``, the commit ``to`` (two trees: only the subtrees that differ are read,
+    where the working tree needs a ``stat`` of every file under .yoi/)."""
     args = ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff", "--no-textconv"]
     if staged:
         args.append("--cached")
+    revs = [base] if to is None else [base, to]
     out = git(
-        root, *args, base, "--", ".yoi", index_file=index_file, max_output=MAX_BATCH_OUTPUT
+        root, *args, *revs, "--", ".yoi", index_file=index_file, max_output=MAX_BATCH_OUTPUT
     ).stdout
     return {p for p in out.decode("utf-8", "surrogateescape").split("\0") if p}
 
