@@ -158,21 +158,6 @@ def test_rebase_onto_a_queued_ticket_yields_one_event(store_repo: Path) -> None:
     assert len(events(repo, slug)) == 1
 
 
-def test_checkout_of_a_branch_with_a_queued_ticket_emits_once(store_repo: Path) -> None:
-    repo = store_repo
-    slug = ready_ticket(repo)
-    commit_all(repo, "ready")
-    ok(repo, "checkout", "-q", "-b", "queued")
-    hand_queue(repo, slug)
-    commit_all(repo, "queued", *NO_HOOKS)
-    ok(repo, "checkout", "-q", "main")
-    install(repo)
-    ok(repo, "checkout", "-q", "queued")
-    ok(repo, "checkout", "-q", "main")
-    ok(repo, "checkout", "-q", "queued")
-    assert [e["source"] for e in events(repo, slug)] == ["hook:post-checkout"]
-
-
 def _queued_on_a_branch(repo: Path) -> str:
     """A ticket queued on branch 'queued' by a commit made without hooks; back on main,
     hooks installed."""
@@ -184,6 +169,15 @@ def _queued_on_a_branch(repo: Path) -> str:
     ok(repo, "checkout", "-q", "main")
     install(repo)
     return slug
+
+
+def test_checkout_of_a_branch_with_a_queued_ticket_emits_once(store_repo: Path) -> None:
+    repo = store_repo
+    slug = _queued_on_a_branch(repo)
+    ok(repo, "checkout", "-q", "queued")
+    ok(repo, "checkout", "-q", "main")
+    ok(repo, "checkout", "-q", "queued")
+    assert [e["source"] for e in events(repo, slug)] == ["hook:post-checkout"]
 
 
 def test_a_checkout_of_files_that_queue_a_ticket_emits(store_repo: Path) -> None:
