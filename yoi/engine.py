@@ -126,14 +126,7 @@ def _precheck_wait(
             return None
         if fresh is None or fresh.ticket.state is not State.QUEUED:
             return None
-        current = engine_view.Rules(store)  # under the lock
-        reason = plan.start_wait_reason(
-            store,
-            fresh.ticket,
-            tickets=current.tickets,
-            records=current.records,
-            known=current.standing,
-        )
+        reason = engine_view.Rules(store).wait_reason(fresh.ticket)  # under the lock
         if reason is None:
             return None
         plan.record_waiting(tx, store, fresh.ticket, reason, now=_now())

@@ -75,14 +75,10 @@ def _decide(
     rules = engine_view.Rules(store)  # read once, under the lock: both checks use it
     problems = [
         rec.Problem(p, f"Get the prerequisite moving: {p}", f"yoi plan list {slug}")
-        for p in plan.blocking_prerequisites(
-            store, doc.ticket, tickets=rules.tickets, records=rules.records, known=rules.standing
-        )
+        for p in rules.blocking_prerequisites(doc.ticket)
     ]
     if not problems and not doc.ticket.unresolved_blockers:
-        reason_to_wait = plan.start_wait_reason(
-            store, doc.ticket, tickets=rules.tickets, records=rules.records, known=rules.standing
-        )
+        reason_to_wait = rules.wait_reason(doc.ticket)
         if reason_to_wait is not None:
             plan.record_waiting(tx, store, doc.ticket, reason_to_wait, now=now)
             return TickResult(DEFERRED, ids.event_id, slug, reason_to_wait)

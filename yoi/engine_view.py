@@ -66,6 +66,22 @@ class Rules:
             self._standing = plan.open_standing(self.store, self.tickets)
         return self._standing
 
+    def blocking_prerequisites(self, ticket: Ticket) -> list[str]:
+        """``plan.blocking_prerequisites`` as of this view."""
+        from yoi import plan
+
+        return plan.blocking_prerequisites(
+            self.store, ticket, tickets=self.tickets, records=self.records, known=self.standing
+        )
+
+    def wait_reason(self, ticket: Ticket) -> str | None:
+        """``plan.start_wait_reason`` as of this view."""
+        from yoi import plan
+
+        return plan.start_wait_reason(
+            self.store, ticket, tickets=self.tickets, records=self.records, known=self.standing
+        )
+
     def must_wait(self, ticket: Ticket) -> bool:
         """True when ``ticket`` would be deferred (and not blocked) as of this view."""
         from yoi import plan
@@ -74,9 +90,7 @@ class Rules:
         prerequisites = plan.prerequisites(self.records, ticket.slug)
         if any(states.get(other) not in plan.SATISFIED for other, _why in prerequisites):
             return False
-        capacity = int(self.store.config()["engine"]["capacity"])
-        reason = plan.wait_reason(self.records, ticket, self.tickets, capacity, known=self.standing)
-        return reason is not None
+        return self.wait_reason(ticket) is not None
 
 
 def has_work(store: Store) -> bool:
