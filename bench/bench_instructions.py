@@ -103,6 +103,8 @@ def main() -> None:
     p.add_argument("--floor-tickets", type=int, default=4, help="patches the floor applies")
     p.add_argument("--keep", action="store_true", help="keep the stores")
     args = p.parse_args()
+    if args.tickets < 1 or not 1 <= args.floor_tickets <= args.tickets:
+        p.error("--tickets must be at least 1 and --floor-tickets between 1 and --tickets")
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: engine instructions not measured")
         return
