@@ -7,6 +7,7 @@ import os
 import queue
 import random
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypedDict
@@ -980,3 +981,27 @@ def test_tracked_files_read_in_full_by_git_or_by_the_walk_are_the_same(
     git(base_repo, "commit", "-qm", "latin-1 name")
     latin = repo.tree_of(git(base_repo, "rev-parse", "HEAD").strip())
     assert git_mod._ls_tree(repo.common_dir, latin) is None  # the walk decides that name
+
+
+def test_pygit2_is_imported_without_ca_certificates_and_the_environment_is_kept(
+    tmp_path: Path,
+) -> None:
+    """On a machine without a CA bundle (here: SSL_CERT_FILE and SSL_CERT_DIR naming
+    nothing) pygit2's own import fails ("failed to load certificates"); yoi, which never
+    talks TLS through libgit2, imports it without the bundle. The caller's SSL_CERT_*
+    are left as they were, for yoi and for every process it starts."""
+    bundle, certs = str(tmp_path / "no-bundle.pem"), str(tmp_path / "no-certs")
+    child = "import os; print(os.environ['SSL_CERT_FILE'], os.environ['SSL_CERT_DIR'])"
+    code = (
+        "import os, subprocess, sys; import yoi.git, pygit2; "
+        "print(os.environ['SSL_CERT_FILE'], os.environ['SSL_CERT_DIR']); "
+        f"print(subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, "
+        "text=True, check=True).stdout.strip())"
+    )
+    env = {**os.environ, "SSL_CERT_FILE": bundle, "SSL_CERT_DIR": certs}
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == [f"{bundle} {certs}"] * 2

@@ -35,13 +35,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import pygit2
-from pygit2.enums import ApplyLocation, DiffFind, DiffOption, FileMode, ObjectType
-
 from yoi import cache, slots
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
 from yoi.patching import FileChange, NormalizedDiff, quote_spaced_names
 from yoi.paths import STORE_DIR
+
+
+@contextmanager
+def _without_ca_certificates() -> Iterator[None]:
+    """Import pygit2 without loading the system's CA certificates (yoi never talks TLS
+    through libgit2: remotes go through the git command, ``remote_git``). libgit2's
+    initialisation and pygit2's ``Settings`` each load the whole CA bundle (~100 M
+    instructions, 25-35 ms, in every process that imports pygit2), and on a machine
+    without a bundle pygit2's import fails ("failed to load certificates"). Both follow
+    ``SSL_CERT_FILE``/``SSL_CERT_DIR``: for the import they name no file and a directory
+    with no certificate in it (this package's); the caller's values are put back at once,
+    so every process yoi starts (git, runners, gates) sees them unchanged."""
+    names = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.environ["SSL_CERT_FILE"] = os.path.join(here, "no-ca-bundle")  # not a file
+    os.environ["SSL_CERT_DIR"] = here  # no <hash>.0 names: no certificate
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+with _without_ca_certificates():
+    import pygit2
+    from pygit2.enums import ApplyLocation, DiffFind, DiffOption, FileMode, ObjectType
 
 __all__ = [
     "FileChange",
