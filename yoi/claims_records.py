@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from yoi import clock as yclock
-from yoi import fsio, schema, yamlio
+from yoi import fsio, schema
 
 Clock = Callable[[], float]  # seconds since the epoch
 
@@ -106,7 +106,9 @@ def read_record(path: Path) -> dict[str, Any] | None:
     text = data.decode("utf-8", errors="replace")
     try:
         record = json.loads(text)
-    except ValueError:
+    except ValueError:  # not as yoi writes it: the YAML reader says what is wrong
+        from yoi import yamlio
+
         record = yamlio.load_plain(text, path=str(path))
     schema.check("claim_record", record, str(path))
     assert isinstance(record, dict)

@@ -31,7 +31,7 @@ def dump(data: Any) -> str | None:
         return None
     from yoi import yamlio
 
-    writer = _Writer(yamlio._typed_elsewhere, yamlio._literal_ok, yamlio._NOT_LITERAL.search)
+    writer = _Writer(yamlio._typed_elsewhere, yamlio._literal_ok, yamlio._not_literal().search)
     try:
         writer.mapping(data, 0, None)
     except (_NotMine, RecursionError):

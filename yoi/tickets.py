@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from yoi import clock, events, lifecycle, yamlio
+from yoi import clock, events, lifecycle
 from yoi.errors import UsageError
 from yoi.lifecycle import Action
 from yoi.model import BlockerKind, CommentKind, State, Ticket
@@ -42,15 +42,16 @@ def _check_text(what: str, text: str) -> str:
 
 
 def render_ticket(front: Any, body: str) -> str:
-    from yoi import fastdump
+    from yoi import fastdump, yamlio  # ruamel.yaml: only when something is written
 
     text = fastdump.dump(front)  # plain data only (see Store.load_ticket); else ruamel
     return yamlio.join_front_matter(yamlio.dump(front) if text is None else text, body)
 
 
 def write_ticket(tx: Transaction, tdir: Path, front: Any, body: str) -> None:
+    from yoi import schema, yamlio
+
     plain = yamlio.to_plain(front)
-    from yoi import schema
 
     schema.check("ticket", plain, tx.store.rel(tdir / TICKET_FILE))
     tx.write_text(tdir / TICKET_FILE, render_ticket(front, body))

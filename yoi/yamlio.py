@@ -25,6 +25,7 @@ control characters are escaped in double quotes; a multi-line string is a litera
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Mapping
@@ -117,8 +118,13 @@ def _scoped(regexp: Any) -> str:  # a re.Pattern, or ruamel's LazyEval of one
 
 
 # One pass instead of one ``match`` per resolver: the alternation matches at the start
-# exactly when one of its members does (tests/test_yamlio.py holds them equal).
-_TYPED_ELSEWHERE_ONE = re.compile("|".join(_scoped(r) for r in _TYPED_ELSEWHERE))
+# exactly when one of its members does (tests/test_yamlio.py holds them equal). Compiled
+# on first use, like ruamel's own resolvers it is made of: compiling them all costs a
+# process more than importing ruamel.yaml (~150 M instructions), and a command that only
+# reads records never needs them.
+@functools.cache
+def _typed_elsewhere_one() -> re.Pattern[str]:
+    return re.compile("|".join(_scoped(r) for r in _TYPED_ELSEWHERE))
 
 
 # Every resolver above matches only text that is empty or starts with one of these
@@ -129,7 +135,7 @@ _TYPED_FIRST = frozenset("~nNtTfFyYoO0123456789+-._!&*<=\n")
 def _typed_elsewhere(text: str) -> bool:
     if text and text[0] not in _TYPED_FIRST:
         return False
-    return _TYPED_ELSEWHERE_ONE.match(text) is not None
+    return _typed_elsewhere_one().match(text) is not None
 
 
 # ------------------------------------------------------------------------ strict parser
@@ -344,14 +350,23 @@ def to_plain(obj: Any) -> Any:
 
 # ---------------------------------------------------------------------------- dumping
 
-_NOT_LITERAL = re.compile(
-    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+
+@functools.cache
+def _not_literal() -> re.Pattern[str]:
+    """What a literal block cannot hold (compiled on first use: see above)."""
+    return re.compile(
+        "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    )
+
+
+def not_literal(text: str) -> re.Match[str] | None:
+    """The first character of ``text`` a literal block cannot hold, if any."""
+    return _not_literal().search(text)
 
 
 def _literal_ok(text: str) -> bool:
     """A literal block (``|``) reproduces ``text`` exactly."""
-    if "\n" not in text or not text.strip() or _NOT_LITERAL.search(text):
+    if "\n" not in text or not text.strip() or not_literal(text):
         return False
     lines = text.split("\n")
     return not any(line != line.rstrip(" ") for line in lines) and not text[0].isspace()
@@ -362,7 +377,7 @@ class _Representer(RoundTripRepresenter):
         style = None
         if _literal_ok(data):
             style = "|"
-        elif "\n" in data or _NOT_LITERAL.search(data) or _typed_elsewhere(data):
+        elif "\n" in data or not_literal(data) or _typed_elsewhere(data):
             style = '"'
         return self.represent_scalar(_YAML_TAG + "str", data, style=style)
 
