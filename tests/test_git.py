@@ -707,7 +707,6 @@ def test_type_change_is_one_t_entry_and_round_trips(base_repo: Path, tmp_path: P
             0o100644,
             0o120000,
         )
-        wt.reset_index()
         assert wt.apply_to_index(repo.diff_trees(repo.tree_of(base), tree).patch) == tree
 
 

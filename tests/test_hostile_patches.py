@@ -184,7 +184,6 @@ def test_the_hostile_patches_would_apply_without_the_policy(tmp_path: Path) -> N
     path = rig.store.runtime_dir / "probe-wt"
     with rig.repo.private_worktree(base, path, "probe-wt") as worktree:
         for name in ("ci-github", "gitlink", "wrong-index-preimage"):
-            worktree.reset_index()
             tree = worktree.apply_to_index(CASES[name][0](world))
             assert tree != rig.repo.tree_of(base), name
 

@@ -4,6 +4,7 @@ spawning outside proc.py, and no heavy imports at startup."""
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,8 +76,6 @@ def test_reading_tickets_imports_no_yaml_or_schema_library(tmp_path: Path) -> No
     """``ticket show`` and ``ticket list`` on a store that yoi wrote read it with the fast
     parsers: neither ruamel.yaml nor jsonschema is imported (ruamel.yaml and yoi's dump
     rules cost a process ~200 M instructions, a fifth of ``ticket show``)."""
-    import os
-
     from tests.helpers import init_repo
     from yoi import tickets
     from yoi.commands.init import init

@@ -359,14 +359,9 @@ def _not_literal() -> re.Pattern[str]:
     )
 
 
-def not_literal(text: str) -> re.Match[str] | None:
-    """The first character of ``text`` a literal block cannot hold, if any."""
-    return _not_literal().search(text)
-
-
 def _literal_ok(text: str) -> bool:
     """A literal block (``|``) reproduces ``text`` exactly."""
-    if "\n" not in text or not text.strip() or not_literal(text):
+    if "\n" not in text or not text.strip() or _not_literal().search(text):
         return False
     lines = text.split("\n")
     return not any(line != line.rstrip(" ") for line in lines) and not text[0].isspace()
@@ -377,7 +372,7 @@ class _Representer(RoundTripRepresenter):
         style = None
         if _literal_ok(data):
             style = "|"
-        elif "\n" in data or not_literal(data) or _typed_elsewhere(data):
+        elif "\n" in data or _not_literal().search(data) or _typed_elsewhere(data):
             style = '"'
         return self.represent_scalar(_YAML_TAG + "str", data, style=style)
 
