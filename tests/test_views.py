@@ -213,6 +213,46 @@ def test_a_costly_full_pass_is_repeated_less_often(
         assert [t.title for t in engine_view.tickets(store)] == ["Alpha two"]
 
 
+def test_the_budget_covers_every_view_kept(
+    store: Store, counted: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Views are trusted for ``COST_FACTOR`` times what all their full passes took
+    together, so an engine that keeps three views spends about 1/``COST_FACTOR`` of its
+    time on full passes, not three times that."""
+    queue(store, "Alpha one")
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    each = views.MAX_AGE_S / 10  # alone: trusted for MAX_AGE_S * COST_FACTOR / 10
+
+    def costly(every: Any) -> Any:
+        def compute(s: Store) -> Any:
+            now[0] += each
+            return every(s)
+
+        return compute
+
+    for name in ("_TICKETS", "_OPEN"):
+        kind = getattr(engine_view, name)
+        monkeypatch.setattr(
+            engine_view,
+            name,
+            views.Kind(kind.name, costly(kind.every), kind.one, kind.order, kind.buckets),
+        )
+    alone = views.COST_FACTOR * each
+    with views.trusting():
+        engine_view.tickets(store)
+        engine_view.open_tickets(store)
+        assert counted == {"tickets": 1, "open-tickets": 1}
+        now[0] += 1.5 * alone  # past one view's budget, within both views' together
+        engine_view.tickets(store)
+        engine_view.open_tickets(store)
+        assert counted == {"tickets": 1, "open-tickets": 1}
+        now[0] += alone
+        engine_view.tickets(store)
+        engine_view.open_tickets(store)
+        assert counted == {"tickets": 2, "open-tickets": 2}
+
+
 def test_a_missing_or_foreign_token_keeps_nothing(store: Store, counted: dict[str, int]) -> None:
     queue(store, "Alpha one")
     token = store.runtime_dir / views.GENERATION_FILE

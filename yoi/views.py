@@ -16,10 +16,11 @@ line says ``*``, the view is computed again from every file.
 
 Files changed by other tools (an editor, ``git pull``) do not change the log, so a view is
 trusted for at most ``MAX_AGE_S`` after it was last computed from every file, or
-``COST_FACTOR`` times what that computation took when that is longer (so a big store
-spends at most about 1/``COST_FACTOR`` of an engine's time on full passes): such an edit
-is seen within that time, as if it had been made that much later (no lock orders an
-editor and the engine anyway). Outside ``trusting`` (every short-lived command) nothing is
+``COST_FACTOR`` times what the latest full computations of all the views kept for the
+store took together, when that is longer (so a big store spends at most about
+1/``COST_FACTOR`` of an engine's time on full passes, however many views it keeps): such
+an edit is seen within that time, as if it had been made that much later (no lock orders
+an editor and the engine anyway). Outside ``trusting`` (every short-lived command) nothing is
 kept and each call reads the files, through the stat-keyed caches.
 
 The log is rewritten in place by the lock holder (header: magic, length, CRC-32). A reader
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 GENERATION_FILE = "generation"
 TOKEN_BYTES = 32
 MAX_AGE_S = 1.0
-COST_FACTOR = 20  # a view is trusted for at least this many times its full pass's cost
+COST_FACTOR = 20  # views are trusted for at least this many times their full passes' cost
 LOG_LINES = 32  # commits a reader can catch up with
 MAX_LINE_NAMES = 512  # a commit that touched more (as text) is logged as "*"
 MAX_LOG_BYTES = LOG_LINES * (TOKEN_BYTES + 2 + MAX_LINE_NAMES)
@@ -162,14 +163,20 @@ class _View:
     # as parts come and go, so a refresh of one ticket is not a sort of every ticket
     ranked: list[_Rank] | None = None
 
-    def expired(self, now: float) -> bool:
-        return now - self.since > max(MAX_AGE_S, COST_FACTOR * self.cost)
+    def expired(self, now: float, budget: float) -> bool:
+        """Older than ``MAX_AGE_S``, or than ``budget`` when that is longer."""
+        return now - self.since > max(MAX_AGE_S, budget)
 
 
 @dataclass
 class _Memo:
     token: bytes
     views: dict[str, _View] = field(default_factory=dict)
+
+    def budget(self) -> float:
+        """How long a view is trusted: ``COST_FACTOR`` times what the full passes of every
+        view kept here took together (each view's pass is one of several per period)."""
+        return COST_FACTOR * sum(v.cost for v in self.views.values())
 
 
 _ARMED = 0
@@ -202,7 +209,7 @@ def get(store: Store, kind: Kind[_T]) -> list[_T]:
     if memo is None:
         memo = _MEMOS[key] = _Memo(log[-1][0])
     view = memo.views.get(kind.name)
-    if view is None or view.expired(time.monotonic()):
+    if view is None or view.expired(time.monotonic(), memo.budget()):
         view = memo.views[kind.name] = _compute(store, kind)
     elif view.dirty:
         _refresh(store, kind, view)
