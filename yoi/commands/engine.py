@@ -7,10 +7,12 @@ the claims, exit 0".
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import select
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -23,6 +25,8 @@ from yoi.output import Output
 from yoi.store import Store
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from yoi.remote_claims import RemoteClaimer
 
 
@@ -173,17 +177,16 @@ def run(
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
-    stop = _Stop()  # SIGTERM: the current step finishes (its runner too), then the loop ends
     # The derived caches are written once a second, not per tick, the store-wide views
     # are kept between ticks while no other process commits (``views``), and the fsyncs
     # of a commit are issued together.
     with (
-        proc.on_stop_signals(stop, (signal.SIGTERM,)),
+        _stop_on_signals((signal.SIGTERM,)) as stop,  # the step finishes, then the loop ends
         cache.deferred(),
         views.trusting(),
         fsio.parallel_syncs(),
     ):
-        while (max_ticks is None or len(ticks) < max_ticks) and not stop.event.is_set():
+        while (max_ticks is None or len(ticks) < max_ticks) and not stop.is_set():
             result = eng.tick()
             if result.outcome != PROCESSED and kick and not kicked and _kick(store):
                 kicked = True
@@ -193,7 +196,7 @@ def run(
             if result.outcome != PROCESSED:
                 break
             kicked = False
-    if stop.event.is_set():
+    if stop.is_set():
         _progress(f"stopped; {len(ticks)} event(s) processed")
     return _ticks_output(ticks)
 
@@ -201,27 +204,76 @@ def run(
 class _Stop:
     """Set by SIGINT/SIGTERM: the current step finishes, then the loop ends. A second
     SIGINT (Ctrl-C again) stops at once, as Ctrl-C stops ``engine run``: the runner's
-    process group is killed and the next engine records the run as RUNNER_ERROR."""
+    process group is killed and the next engine records the run as RUNNER_ERROR.
+
+    The handler runs in the main thread between any two bytecodes, also inside the loop's
+    own wait or while it writes to stderr, and a second signal may arrive while it runs
+    (a terminal's Ctrl-C reaches a ``--jobs`` worker directly and again from its parent).
+    So it takes no lock: a ``threading.Event`` would deadlock when the main thread holds
+    the event's lock (inside ``wait``, or inside ``set`` from a first signal), and
+    ``sys.stderr`` raises "reentrant call" when a write of the main thread's is under
+    way. It sets plain flags, wakes ``wait`` through a pipe, and writes its message
+    straight to file descriptor 2."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.stopping = False
         self.interrupted = False  # a SIGINT came (a SIGTERM first does not count: the
         # parent of ``--jobs`` workers passes the terminal's Ctrl-C on as SIGTERM)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    def is_set(self) -> bool:
+        return self.stopping
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, less when a stop signal comes; True once one
+        has come."""
+        if not self.stopping:
+            select.select([self._wake_r], [], [], timeout)
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 64)
+        return self.stopping
+
+    def close(self) -> None:
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     def __call__(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGINT:
             if self.interrupted:
-                _progress("SIGINT again: stopping now")
+                _say("SIGINT again: stopping now")
                 raise KeyboardInterrupt
             self.interrupted = True
-        if self.event.is_set():
+        if self.stopping:
             return
-        self.event.set()  # first: a signal may arrive while this handler runs
+        self.stopping = True  # first: a signal may arrive while this handler runs
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
         again = " (Ctrl-C again to stop now)" if signum == signal.SIGINT else ""
-        _progress(
+        _say(
             f"{signal.Signals(signum).name}: finishing the current step, "
             f"then releasing claims{again}"
         )
+
+
+def _say(line: str) -> None:
+    """``_progress`` for a signal handler: one unbuffered write to fd 2, no lock."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"yoi: engine: {line}\n".encode("utf-8", "replace"))
+
+
+@contextlib.contextmanager
+def _stop_on_signals(
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> Iterator[_Stop]:
+    """A ``_Stop`` handling ``signals`` while in the block."""
+    stop = _Stop()
+    try:
+        with proc.on_stop_signals(stop, signals):
+            yield stop
+    finally:
+        stop.close()
 
 
 def watch(
@@ -252,14 +304,13 @@ def watch(
             _progress(f"stopped; {len(merged)} event(s) processed")
             return dataclasses.replace(_ticks_output(merged), code=code)
 
-    stop = _Stop()
     ticks: list[TickResult] = []
     polls = 0
-    with proc.on_stop_signals(stop), views.trusting(), fsio.parallel_syncs():
+    with _stop_on_signals() as stop, views.trusting(), fsio.parallel_syncs():
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         swept = time.monotonic()
-        while not stop.event.is_set():
+        while not stop.is_set():
             result = _poll(eng, kick)
             if result is not None and result.outcome == PROCESSED:
                 ticks.append(result)
@@ -271,7 +322,7 @@ def watch(
             if time.monotonic() - swept > JANITOR_EVERY_S:
                 _sweep(store)
                 swept = time.monotonic()
-            stop.event.wait(interval)
+            stop.wait(interval)
     _progress(f"stopped; {len(ticks)} event(s) processed")
     return _ticks_output(ticks)
 
