@@ -4,7 +4,8 @@ Options must be registered by a plugin or the root conftest, so ``tests/conftest
 loads this module (``pytest_plugins = ["tests.reliability.plugin"]``). Without it the
 environment works too: ``YOI_SOAK=1`` and ``YOI_SOAK_SECONDS=N``.
 
-Tests marked ``slow`` are skipped unless the soak profile is on.
+Tests marked ``slow`` are skipped unless the soak profile is on; in it, every test's hang
+limit grows by four soak budgets.
 """
 
 from __future__ import annotations
@@ -54,12 +55,25 @@ def profile(config: pytest.Config) -> Profile:
 
 
 def skip_slow(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if profile(config).soak:
+    found = profile(config)
+    if found.soak:
+        _soak_timeouts(config, items, found.seconds)
         return
     skip = pytest.mark.skip(reason="slow: run with --soak (or YOI_SOAK=1)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def _soak_timeouts(config: pytest.Config, items: list[pytest.Item], seconds: float) -> None:
+    """In the soak profile a test may run for several soak budgets: its hang limit
+    (pytest-timeout's ``timeout``, see pyproject.toml) grows by four of them."""
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    limit = float(config.getini("timeout") or 0)
+    if limit > 0:
+        for item in items:
+            item.add_marker(pytest.mark.timeout(limit + 4 * seconds))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
