@@ -789,13 +789,6 @@ class PrivateWorktree(_PrivateIndex):
         self.checked_out = checked_out or base_commit
         self._admin_dir = str(self._repo.path)
 
-    def reset_index(self) -> None:
-        """The worktree's own index back to its checkout (``apply_to_index`` does not need
-        this: it starts from the base, whatever the runner staged)."""
-        with _git_errors("cannot reset the private index"):
-            self._repo.index.read_tree(self._owner.tree_of(self.checked_out))
-            self._repo.index.write()
-
     def workdir_tree(self) -> str:
         """Tree id of the files on disk as ``git add -A`` would stage them (nothing written
         to any index file; .gitignore'd untracked files are left out), with the base's
