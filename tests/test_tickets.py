@@ -4,10 +4,12 @@ nothing written), thread entries, events, bucket moves."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_yoi
 from yoi import lifecycle, tickets
 from yoi.errors import GuardError, NotFoundError, TransitionError, UsageError, YoiError
 from yoi.lifecycle import Action
@@ -186,3 +188,33 @@ def test_edit_fields_keeps_comments_in_front_matter(store: Store) -> None:
     assert "# keep me" in path.read_text()
     with pytest.raises(UsageError, match="cannot remove #5"):
         tickets.edit(store, slug, tickets.TicketEdit(ac_remove=[5]))
+
+
+def test_a_comment_ruamel_cannot_place_reads_but_refuses_edits(
+    store: Store, store_repo: Path
+) -> None:
+    """A hand-edited front matter with a comment where ruamel.yaml's round-trip loader
+    gives up ("overlap in comment", found by the fuzzer) made every command that read the
+    ticket crash with a traceback, `ticket list` included. Now it lists and shows; an edit
+    says which line and what to do, and writes nothing; `doctor` warns."""
+    slug = new(store)
+    path = store.ticket_dir(slug) / "ticket.md"
+    text = path.read_text().replace(
+        "importance: 2\n", "importance: 2\nbase_ref: #\n \n  main\n  \n"
+    )
+    path.write_text(text)
+    listed = run_yoi("ticket", "list", "--json", cwd=store_repo)
+    assert listed.returncode == 0, listed.stderr
+    assert [t["slug"] for t in json.loads(listed.stdout)["tickets"]] == [slug]
+    shown = run_yoi("ticket", "show", slug, cwd=store_repo)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    before = snapshot(store_repo)
+    for argv in (["edit", slug, "--urgency", "4"], ["ready", slug], ["comment", slug, "-m", "x"]):
+        refused = run_yoi("ticket", *argv, cwd=store_repo)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+        assert "line 8: the YAML library cannot keep this comment in place" in refused.stderr
+        assert "put the comment on a line of its own" in refused.stderr
+    assert snapshot(store_repo) == before
+    doctor = run_yoi("doctor", cwd=store_repo)
+    assert doctor.returncode == 0, doctor.stderr
+    assert "yoi refuses to edit this ticket" in doctor.stdout + doctor.stderr

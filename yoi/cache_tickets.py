@@ -174,7 +174,7 @@ def read_ticket(store: Store, slug: str, tdir: Path) -> Ticket:
     got, _key = _fast(slug, f"{tdir}/{TICKET_FILE}")
     if got is not None:
         return Ticket.from_front(slug, tdir, _values(got[0]), got[1])
-    return store.load_ticket(slug, tdir).ticket
+    return store.load_ticket(slug, tdir, edit=False).ticket
 
 
 def _problem(store: Store, tdir: Path, exc: Exception) -> Problem:
@@ -388,7 +388,9 @@ class _Miss:
         value = None
         shown: tuple[str, str, str] | None = None
         try:
-            value = self.kind.from_ticket(self, self.store.load_ticket(self.name, tdir).ticket)
+            value = self.kind.from_ticket(
+                self, self.store.load_ticket(self.name, tdir, edit=False).ticket
+            )
         except (YoiError, OSError) as exc:  # invalid, too large, a symlink, unreadable
             problem = _problem(self.store, tdir, exc)
             shown = (problem.path, problem.pointer, problem.message)

@@ -152,8 +152,23 @@ def check_content(kind: str, path: str, content: bytes) -> Checked:
     except YoiError as exc:
         return _failed(_error_problems(path, exc))
     problems = schema.validate(kind, data, path)
+    if kind == "ticket" and "#" in text:
+        problems += _comment_layout(text, path)
     kept = _keep(kind, data) if isinstance(data, dict) else {}
     return Checked(not problems, tuple((p.pointer, p.message, p.severity) for p in problems), kept)
+
+
+def _comment_layout(front: str, path: str) -> list[Problem]:
+    """A warning when the front matter reads but yoi could not edit it: its comments are
+    where ruamel.yaml's round-trip loader cannot place them (every edit is refused)."""
+    try:
+        yamlio.load_rt(front, path=path)
+    except yamlio.CommentLayoutError as exc:
+        message = exc.problems[0].message
+        return [Problem(path, "", f"{message}; yoi refuses to edit this ticket", "warning")]
+    except YoiError:
+        return []
+    return []
 
 
 def _keep(kind: str, data: dict[str, Any]) -> dict[str, Any]:

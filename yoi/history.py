@@ -66,7 +66,7 @@ def entries_at(store: Store, ref: str, slugs: Iterable[str]) -> dict[str, set[En
 
 def _title(store: Store, slug: str, path: Path) -> str:
     try:
-        return store.load_ticket(slug, path).ticket.title
+        return store.load_ticket(slug, path, edit=False).ticket.title
     except YoiError:
         return ""  # an invalid ticket.md does not hide its decisions
 

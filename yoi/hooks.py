@@ -222,7 +222,7 @@ def _needs_event(store: Store, slug: str) -> str | None:
     if not tdir.is_dir():
         return None
     try:
-        ticket = store.load_ticket(slug, tdir).ticket
+        ticket = store.load_ticket(slug, tdir, edit=False).ticket
     except YoiError:
         return None
     if ticket.state is not State.QUEUED or not ticket.queued_at:

@@ -225,8 +225,11 @@ class Store:
             self._config = {**data, "engine": engine}
         return self._config
 
-    def load_ticket(self, slug: str, path: Path | None = None) -> TicketDoc:
+    def load_ticket(self, slug: str, path: Path | None = None, *, edit: bool = True) -> TicketDoc:
         """A ticket for editing (round-trip front matter); validated like every read.
+        ``edit=False`` (readers): a front matter whose comments the round-trip loader
+        cannot place (``yamlio.CommentLayoutError``) is read as plain data, which is all a
+        reader needs; for an edit that is the error, and nothing is written.
 
         A front matter that is exactly what yoi writes for its own data (no comment, no
         quoting of a person's choosing: dumping the parsed data gives the text back)
@@ -250,7 +253,12 @@ class Store:
             plain = _canonical_ticket(front_text)
             if plain is not None:
                 return TicketDoc(Ticket.from_front(slug, tdir, plain, body), plain, body)
-        front = yamlio.load_rt(front_text, path=rel)
+        try:
+            front = yamlio.load_rt(front_text, path=rel)
+        except yamlio.CommentLayoutError:
+            if edit:
+                raise
+            front = yamlio.load_plain(front_text, path=rel)
         plain = yamlio.to_plain(front)
         check("ticket", plain, rel)
         if not is_valid_slug(slug):

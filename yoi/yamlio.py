@@ -307,11 +307,39 @@ def _load(text: str, path: str, max_bytes: int, max_depth: int, round_trip: bool
         return yaml.load(text)
     except (_Rejected, YAMLError, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise _invalid(path, _describe(exc, text)) from None
+    except NotImplementedError as exc:
+        # ruamel's round-trip parser gives up on some valid comment layouts ("overlap in
+        # comment": a comment after a key whose value follows on a later line, with blank
+        # lines around it). It cannot keep those comments through a rewrite.
+        raise CommentLayoutError(path, _comment_problem(path, exc)) from None
     except (AssertionError, IndexError, AttributeError) as exc:
         # ruamel's internals assert on some malformed input (e.g. `%YAML 1.0`): for
         # untrusted text that is invalid input, never a crash of yoi.
         detail = str(exc) or type(exc).__name__
         raise _invalid(path, f"the YAML parser rejected the file ({detail[:200]})") from None
+
+
+class CommentLayoutError(InvalidRecordError):
+    """Valid YAML whose comments ruamel.yaml's round-trip loader cannot place: the data
+    reads (``load_plain``), but an edit could not keep the comments, so none is made."""
+
+    def __init__(self, path: str, problem: Problem):
+        super().__init__(
+            path,
+            [problem],
+            hint="put the comment on a line of its own (or remove it) and retry",
+        )
+
+
+def _comment_problem(path: str, exc: NotImplementedError) -> Problem:
+    found = re.search(r"line: (\d+)", str(exc))
+    line = f"line {int(found.group(1)) + 1}: " if found else ""
+    return Problem(
+        path,
+        "",
+        f"{line}the YAML library cannot keep this comment in place when yoi rewrites the "
+        "file (a comment after a key whose value starts on a later line, beside blank lines)",
+    )
 
 
 def load_rt(text: str, *, path: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
