@@ -311,7 +311,10 @@ def _load(text: str, path: str, max_bytes: int, max_depth: int, round_trip: bool
         # ruamel's round-trip parser gives up on some valid comment layouts ("overlap in
         # comment": a comment after a key whose value follows on a later line, with blank
         # lines around it). It cannot keep those comments through a rewrite.
-        raise CommentLayoutError(path, _comment_problem(path, exc)) from None
+        if "comment" in str(exc):
+            raise CommentLayoutError(path, _comment_problem(path, exc)) from None
+        detail = str(exc) or type(exc).__name__
+        raise _invalid(path, f"the YAML parser rejected the file ({detail[:200]})") from None
     except (AssertionError, IndexError, AttributeError) as exc:
         # ruamel's internals assert on some malformed input (e.g. `%YAML 1.0`): for
         # untrusted text that is invalid input, never a crash of yoi.
