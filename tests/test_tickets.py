@@ -212,9 +212,27 @@ def test_a_comment_ruamel_cannot_place_reads_but_refuses_edits(
     for argv in (["edit", slug, "--urgency", "4"], ["ready", slug], ["comment", slug, "-m", "x"]):
         refused = run_yoi("ticket", *argv, cwd=store_repo)
         assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
-        assert "line 8: the YAML library cannot keep this comment in place" in refused.stderr
+        assert "line 9: the YAML library cannot keep this comment in place" in refused.stderr
         assert "put the comment on a line of its own" in refused.stderr
     assert snapshot(store_repo) == before
     doctor = run_yoi("doctor", cwd=store_repo)
     assert doctor.returncode == 0, doctor.stderr
     assert "yoi refuses to edit this ticket" in doctor.stdout + doctor.stderr
+
+
+def test_front_matter_errors_name_the_files_lines(store: Store, store_repo: Path) -> None:
+    """The YAML of a front matter starts on the file's second line (after `---`); every
+    error names the line as the file numbers it (they were one short)."""
+    slug = new(store)
+    path = store.ticket_dir(slug) / "ticket.md"
+    lines = path.read_text().splitlines(keepends=True)
+    assert lines[0] == "---\n" and lines[1].startswith("title: ")
+    lines.insert(2, "title: twice\n")  # file line 3
+    path.write_text("".join(lines))
+    want = "line 3, column 1: duplicate key 'title'"
+    listed = run_yoi("ticket", "list", cwd=store_repo)
+    assert want in listed.stdout + listed.stderr
+    edited = run_yoi("ticket", "edit", slug, "--urgency", "4", cwd=store_repo)
+    assert edited.returncode != 0 and want in edited.stderr, edited.stderr
+    doctor = run_yoi("doctor", cwd=store_repo)
+    assert want in doctor.stdout + doctor.stderr

@@ -153,7 +153,7 @@ def _yaml(side: Side, path: str, *, front: bool = False) -> Any:
         text = raw.decode("utf-8")
         if front:
             text = yamlio.split_front_matter(text, path=path)[0]
-        return yamlio.load_plain(text, path=path)
+        return yamlio.load_plain(text, path=path, first_line=yamlio.FRONT_LINE if front else 1)
     except (UnicodeDecodeError, YoiError):
         return None
 

@@ -146,9 +146,11 @@ def check_content(kind: str, path: str, content: bytes) -> Checked:
         if kind == "thread":
             parse_thread(text, path=path)
             return Checked(True, (), {})
+        first_line = 1
         if kind == "ticket":
             text = yamlio.split_front_matter(text, path=path)[0]
-        data = yamlio.load_plain(text, path=path)
+            first_line = yamlio.FRONT_LINE
+        data = yamlio.load_plain(text, path=path, first_line=first_line)
     except YoiError as exc:
         return _failed(_error_problems(path, exc))
     problems = schema.validate(kind, data, path)
@@ -162,7 +164,7 @@ def _comment_layout(front: str, path: str) -> list[Problem]:
     """A warning when the front matter reads but yoi could not edit it: its comments are
     where ruamel.yaml's round-trip loader cannot place them (every edit is refused)."""
     try:
-        yamlio.load_rt(front, path=path)
+        yamlio.load_rt(front, path=path, first_line=yamlio.FRONT_LINE)
     except yamlio.CommentLayoutError as exc:
         message = exc.problems[0].message
         return [Problem(path, "", f"{message}; yoi refuses to edit this ticket", "warning")]

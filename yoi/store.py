@@ -254,11 +254,11 @@ class Store:
             if plain is not None:
                 return TicketDoc(Ticket.from_front(slug, tdir, plain, body), plain, body)
         try:
-            front = yamlio.load_rt(front_text, path=rel)
+            front = yamlio.load_rt(front_text, path=rel, first_line=yamlio.FRONT_LINE)
         except yamlio.CommentLayoutError:
             if edit:
                 raise
-            front = yamlio.load_plain(front_text, path=rel)
+            front = yamlio.load_plain(front_text, path=rel, first_line=yamlio.FRONT_LINE)
         plain = yamlio.to_plain(front)
         check("ticket", plain, rel)
         if not is_valid_slug(slug):

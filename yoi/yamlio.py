@@ -54,6 +54,8 @@ from ruamel.yaml.scanner import RoundTripScanner, Scanner
 from yoi.errors import InvalidRecordError, Problem
 
 __all__ = [
+    "FRONT_LINE",
+    "CommentLayoutError",
     "dump",
     "join_front_matter",
     "load",
@@ -300,19 +302,21 @@ def _check_size(text: str, path: str, max_bytes: int) -> None:
         raise _invalid(path, f"file is {size} bytes; the limit is {max_bytes}")
 
 
-def _load(text: str, path: str, max_bytes: int, max_depth: int, round_trip: bool) -> Any:
+def _load(
+    text: str, path: str, max_bytes: int, max_depth: int, round_trip: bool, first_line: int
+) -> Any:
     _check_size(text, path, max_bytes)
     yaml = _loader(round_trip, max_depth)
     try:
         return yaml.load(text)
     except (_Rejected, YAMLError, ValueError, TypeError, KeyError, RecursionError) as exc:
-        raise _invalid(path, _describe(exc, text)) from None
+        raise _invalid(path, _from_line(_describe(exc, text), first_line)) from None
     except NotImplementedError as exc:
         # ruamel's round-trip parser gives up on some valid comment layouts ("overlap in
         # comment": a comment after a key whose value follows on a later line, with blank
         # lines around it). It cannot keep those comments through a rewrite.
         if "comment" in str(exc):
-            raise CommentLayoutError(path, _comment_problem(path, exc)) from None
+            raise CommentLayoutError(path, _comment_problem(path, exc, first_line)) from None
         detail = str(exc) or type(exc).__name__
         raise _invalid(path, f"the YAML parser rejected the file ({detail[:200]})") from None
     except (AssertionError, IndexError, AttributeError) as exc:
@@ -334,9 +338,16 @@ class CommentLayoutError(InvalidRecordError):
         )
 
 
-def _comment_problem(path: str, exc: NotImplementedError) -> Problem:
+def _from_line(message: str, first_line: int) -> str:
+    """``message``'s leading ``line N`` counted from the file line where the text began."""
+    if first_line == 1:
+        return message
+    return re.sub(r"^line (\d+)", lambda m: f"line {int(m.group(1)) + first_line - 1}", message)
+
+
+def _comment_problem(path: str, exc: NotImplementedError, first_line: int) -> Problem:
     found = re.search(r"line: (\d+)", str(exc))
-    line = f"line {int(found.group(1)) + 1}: " if found else ""
+    line = f"line {int(found.group(1)) + first_line}: " if found else ""
     return Problem(
         path,
         "",
@@ -345,18 +356,36 @@ def _comment_problem(path: str, exc: NotImplementedError) -> Problem:
     )
 
 
-def load_rt(text: str, *, path: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+def load_rt(
+    text: str,
+    *,
+    path: str,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    first_line: int = 1,
+) -> Any:
     """Strict round-trip load: mappings are ``CommentedMap`` and sequences ``CommentedSeq``,
-    so ``dump`` after edits keeps comments, key order and the quoting people chose."""
-    return _load(text, path, max_bytes, max_depth, round_trip=True)
+    so ``dump`` after edits keeps comments, key order and the quoting people chose.
+    ``first_line``: the file's line where ``text`` begins (``FRONT_LINE`` for a front
+    matter), so that errors name the file's lines."""
+    return _load(text, path, max_bytes, max_depth, True, first_line)
 
 
 def load_plain(
-    text: str, *, path: str, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH
+    text: str,
+    *,
+    path: str,
+    max_bytes: int = MAX_BYTES,
+    max_depth: int = MAX_DEPTH,
+    first_line: int = 1,
 ) -> Any:
     """Strict load into plain ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``
-    (for machine records; about twice as fast as ``load_rt``)."""
-    return _load(text, path, max_bytes, max_depth, round_trip=False)
+    (for machine records; about twice as fast as ``load_rt``). ``first_line`` as for
+    ``load_rt``."""
+    return _load(text, path, max_bytes, max_depth, False, first_line)
+
+
+FRONT_LINE = 2  # a front matter's YAML begins after the file's opening '---' line
 
 
 load = load_rt
