@@ -51,6 +51,17 @@ def test_outside_a_repository(tmp_path: Path) -> None:
         discover(tmp_path)
 
 
+def test_a_bare_repository_is_named_as_such(repo: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(bare))
+    (bare / "hooks").mkdir(exist_ok=True)
+    for where in (bare, bare / "hooks"):
+        with pytest.raises(NotFoundError, match="not a working tree") as info:
+            discover(where)
+        assert info.value.where == str(bare)
+        assert info.value.hint and "git clone" in info.value.hint
+
+
 def test_repository_without_store_hints_init(repo: Path) -> None:
     with pytest.raises(NotFoundError) as info:
         discover(repo)

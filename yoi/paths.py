@@ -68,11 +68,24 @@ def _walk_up(start: Path) -> tuple[Path, Path]:
             return candidate, dot_git
         if dot_git.is_file():
             return candidate, _read_gitdir_file(dot_git)
+    bare = next((c for c in (current, *current.parents) if _is_git_dir(c)), None)
+    if bare is not None:
+        raise NotFoundError(
+            "inside a git directory, not a working tree (a bare repository, or a .git "
+            "directory itself)",
+            where=str(bare),
+            hint="run yoi in a working tree: `git clone` a bare repository to get one",
+        )
     raise NotFoundError(
         "not inside a git repository",
         where=str(start),
         hint="run yoi inside a git working tree (`git init` creates one)",
     )
+
+
+def _is_git_dir(path: Path) -> bool:
+    """What git checks to call ``path`` a git directory: HEAD, objects/ and refs/."""
+    return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir()
 
 
 def discover(start: Path | None = None, *, require_store: bool = True) -> Layout:
