@@ -29,7 +29,7 @@ import functools
 import io
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -302,11 +302,10 @@ def _check_size(text: str, path: str, max_bytes: int) -> None:
         raise _invalid(path, f"file is {size} bytes; the limit is {max_bytes}")
 
 
-def _load(
-    text: str, path: str, max_bytes: int, max_depth: int, round_trip: bool, first_line: int
-) -> Any:
-    _check_size(text, path, max_bytes)
-    yaml = _loader(round_trip, max_depth)
+def _load(text: str, path: str, round_trip: bool, options: Options) -> Any:
+    first_line = options.get("first_line", 1)
+    _check_size(text, path, options.get("max_bytes", MAX_BYTES))
+    yaml = _loader(round_trip, options.get("max_depth", MAX_DEPTH))
     try:
         return yaml.load(text)
     except (_Rejected, YAMLError, ValueError, TypeError, KeyError, RecursionError) as exc:
@@ -356,33 +355,26 @@ def _comment_problem(path: str, exc: NotImplementedError, first_line: int) -> Pr
     )
 
 
-def load_rt(
-    text: str,
-    *,
-    path: str,
-    max_bytes: int = MAX_BYTES,
-    max_depth: int = MAX_DEPTH,
-    first_line: int = 1,
-) -> Any:
+class Options(TypedDict, total=False):
+    """``load_rt``/``load_plain`` options: the size and nesting limits, and the file's line
+    where the text begins (``FRONT_LINE`` for a front matter), so errors name the file's
+    lines."""
+
+    max_bytes: int
+    max_depth: int
+    first_line: int
+
+
+def load_rt(text: str, *, path: str, **options: Unpack[Options]) -> Any:
     """Strict round-trip load: mappings are ``CommentedMap`` and sequences ``CommentedSeq``,
-    so ``dump`` after edits keeps comments, key order and the quoting people chose.
-    ``first_line``: the file's line where ``text`` begins (``FRONT_LINE`` for a front
-    matter), so that errors name the file's lines."""
-    return _load(text, path, max_bytes, max_depth, True, first_line)
+    so ``dump`` after edits keeps comments, key order and the quoting people chose."""
+    return _load(text, path, True, options)
 
 
-def load_plain(
-    text: str,
-    *,
-    path: str,
-    max_bytes: int = MAX_BYTES,
-    max_depth: int = MAX_DEPTH,
-    first_line: int = 1,
-) -> Any:
+def load_plain(text: str, *, path: str, **options: Unpack[Options]) -> Any:
     """Strict load into plain ``dict``/``list``/``str``/``int``/``float``/``bool``/``None``
-    (for machine records; about twice as fast as ``load_rt``). ``first_line`` as for
-    ``load_rt``."""
-    return _load(text, path, max_bytes, max_depth, False, first_line)
+    (for machine records; about twice as fast as ``load_rt``)."""
+    return _load(text, path, False, options)
 
 
 FRONT_LINE = 2  # a front matter's YAML begins after the file's opening '---' line
