@@ -215,9 +215,11 @@ def test_a_comment_ruamel_cannot_place_reads_but_refuses_edits(
         assert "line 9: the YAML library cannot keep this comment in place" in refused.stderr
         assert "put the comment on a line of its own" in refused.stderr
     assert snapshot(store_repo) == before
+    new(store, "Handle #12 # and: # too")  # '#'s that yoi wrote itself: nothing to warn
     doctor = run_yoi("doctor", cwd=store_repo)
     assert doctor.returncode == 0, doctor.stderr
-    assert "yoi refuses to edit this ticket" in doctor.stdout + doctor.stderr
+    assert (doctor.stdout + doctor.stderr).count("yoi refuses to edit this ticket") == 1
+    assert "1 warning" in doctor.stdout + doctor.stderr
 
 
 def test_front_matter_errors_name_the_files_lines(store: Store, store_repo: Path) -> None:

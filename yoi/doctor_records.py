@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from yoi import schema, yamlio
+from yoi import fastdump, schema, yamlio
 from yoi.doctor_cache import Checked, ParseCache, key
 from yoi.doctor_layout import (
     CONFIG_PATH,
@@ -154,15 +154,16 @@ def check_content(kind: str, path: str, content: bytes) -> Checked:
     except YoiError as exc:
         return _failed(_error_problems(path, exc))
     problems = schema.validate(kind, data, path)
-    if kind == "ticket" and "#" in text:
-        problems += _comment_layout(text, path)
+    if kind == "ticket" and "#" in text and fastdump.dump(data) != text:
+        problems += _comment_layout(text, path)  # comments of a person's: can yoi keep them?
     kept = _keep(kind, data) if isinstance(data, dict) else {}
     return Checked(not problems, tuple((p.pointer, p.message, p.severity) for p in problems), kept)
 
 
 def _comment_layout(front: str, path: str) -> list[Problem]:
     """A warning when the front matter reads but yoi could not edit it: its comments are
-    where ruamel.yaml's round-trip loader cannot place them (every edit is refused)."""
+    where ruamel.yaml's round-trip loader cannot place them (every edit is refused). Only
+    for a front matter yoi did not write itself (one it did holds no comment)."""
     try:
         yamlio.load_rt(front, path=path, first_line=yamlio.FRONT_LINE)
     except yamlio.CommentLayoutError as exc:
