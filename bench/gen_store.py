@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -159,10 +160,7 @@ def build_templates(work: Path) -> dict[str, Template]:
     repo = work / "templates"
     init_repo(repo)
     init_store(repo)
-    pinned = {**GIT_ENV, "YOI_TEST_NOW": ts(T0)}
-    saved = {k: os.environ.get(k) for k in pinned}
-    os.environ.update(pinned)
-    try:
+    with mock.patch.dict(os.environ, {**GIT_ENV, "YOI_TEST_NOW": ts(T0)}):
         _ops(repo, ("planning", "ready", "blocked", "done", "inprogress"))
         # inprogress: an engine killed right after acceptance (workorder, snapshot, state)
         proc_env = {"YOI_TEST_NOW": ts(T0), "YOI_TEST_CRASH_AT": "engine.accepted"}
@@ -172,12 +170,6 @@ def build_templates(work: Path) -> dict[str, Template]:
             if "(137)" not in str(exc):
                 raise
         _ops(repo, ("queued",))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return {state: _capture(repo, state) for state in STATES}
 
 

@@ -170,7 +170,7 @@ def _comment_layout(front: str, path: str) -> list[Problem]:
         message = exc.problems[0].message
         return [Problem(path, "", f"{message}; yoi refuses to edit this ticket", "warning")]
     except YoiError:
-        return []
+        pass  # anything else the plain load that ran first would have reported
     return []
 
 

@@ -345,14 +345,13 @@ def _from_line(message: str, first_line: int) -> str:
 
 
 def _comment_problem(path: str, exc: NotImplementedError, first_line: int) -> Problem:
-    found = re.search(r"line: (\d+)", str(exc))
-    line = f"line {int(found.group(1)) + first_line}: " if found else ""
-    return Problem(
-        path,
-        "",
+    found = re.search(r"line: (\d+)", str(exc))  # ruamel's token line: 0-based
+    line = f"line {int(found.group(1)) + 1}: " if found else ""
+    message = (
         f"{line}the YAML library cannot keep this comment in place when yoi rewrites the "
-        "file (a comment after a key whose value starts on a later line, beside blank lines)",
+        "file (a comment after a key whose value starts on a later line, beside blank lines)"
     )
+    return Problem(path, "", _from_line(message, first_line))
 
 
 class Options(TypedDict, total=False):
