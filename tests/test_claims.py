@@ -422,3 +422,38 @@ class ClaimMachine(RuleBasedStateMachine):
 
 ClaimMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=20, deadline=None)
 TestClaimMachine = ClaimMachine.TestCase
+
+
+@pytest.mark.parametrize("left", [b"", b'{\n  "resource_type": "EVENT",\n  "resou'])
+def test_a_claim_record_an_os_crash_cut_short_is_taken_as_free(store: Store, left: bytes) -> None:
+    """Claim records are not fsynced (yoi.claims): after an operating-system crash one may
+    be empty or cut short. Its holder died with the system, so the claim is free."""
+    book = Claims(store, owner="me", lease_seconds=30)
+    path = book.path("EVENT", "ev-1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(left)
+    claim = book.acquire("EVENT", "ev-1")
+    assert claim is not None and claim.claim_version == 1
+    assert claims.read_record(path) is not None  # rewritten whole
+    book.check(claim)
+    path.write_bytes(left)  # cut short under a holder: its fence fails, it writes no more
+    with pytest.raises(FencedError, match="vanished"):
+        book.check(claim)
+
+
+def test_claim_writes_issue_no_fsync(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the rule above: taking and releasing a claim waits for no disk."""
+    book = Claims(store, owner="me", lease_seconds=30)
+    book.acquire("EVENT", "ev-0")  # the claims directory exists (made once, synced)
+    synced: list[int] = []
+    real = os.fsync
+
+    def counted(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    claim = book.acquire("EVENT", "ev-1")
+    assert claim is not None
+    assert book.release(book.heartbeat(claim))
+    assert synced == []

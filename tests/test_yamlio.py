@@ -481,3 +481,18 @@ def test_only_the_listed_first_characters_can_be_typed() -> None:
         for tail in tails:
             text = first + tail
             assert not any(r.match(text) for r in yamlio._TYPED_ELSEWHERE), repr(text)
+
+
+def test_typed_elsewhere_remembers_a_bounded_number_of_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answers are kept by text (the engine asks the same ones again and again), at
+    most ``_TYPED_MEMO_MAX`` of them, and a remembered answer is the alternation's."""
+    monkeypatch.setattr(yamlio, "_TYPED_MEMO", {})
+    monkeypatch.setattr(yamlio, "_TYPED_MEMO_MAX", 8)
+    texts = [f"{n}" if n % 2 else f"{n}-x" for n in range(40)] * 2
+    for text in texts:
+        expected = any(r.match(text) for r in yamlio._TYPED_ELSEWHERE)
+        assert yamlio._typed_elsewhere(text) is expected
+        assert len(yamlio._TYPED_MEMO) <= 8
+    assert yamlio._TYPED_MEMO  # kept

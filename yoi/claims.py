@@ -16,6 +16,13 @@ under the store lock, so "read, check, write" is a compare-and-swap:
 
 ``Lease`` wraps a held claim with a heartbeat thread that renews it at a third of the
 lease and stops when the claim is lost.
+
+Claim records are replaced atomically but not fsynced (``fsio.atomic_write(sync=False)``):
+a claim is a lease held by a live process on this host, and the only event that can
+undo an unsynced write, an operating-system crash, ends every such process, so its
+claims are free either way. A crash may leave a record empty or cut short; ``acquire``
+takes an unreadable record for a free claim (docs/reliability.md). Two durable writes
+per run cost more than a fifth of the engine's time per ticket (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from yoi.claims_records import (
     read_record,
     status_of,
 )
-from yoi.errors import FencedError, UsageError, YoiError
+from yoi.errors import FencedError, InvalidRecordError, UsageError, YoiError
 from yoi.lease import Lease
 
 if TYPE_CHECKING:
@@ -100,6 +107,14 @@ class Claims:
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         return read_record(self.path(resource_type, resource_id))
 
+    def _read_to_take(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        """``read``, with an unreadable record taken for no record: all an operating-system
+        crash can leave of an unsynced claim, whose holder it ended (module docstring)."""
+        try:
+            return self.read(resource_type, resource_id)
+        except InvalidRecordError:
+            return None
+
     def _write(
         self, claim: Claim, now: float, *, acquired: str | None, released: bool = False
     ) -> None:
@@ -117,7 +132,7 @@ class Claims:
         }
         path = self.path(claim.resource_type, claim.resource_id)
         schema.check("claim_record", record, str(path))
-        fsio.atomic_write(path, dump_record(record))
+        fsio.atomic_write(path, dump_record(record), sync=False)  # see the module docstring
 
     # ---- operations (each under the store lock) ------------------------------------
     def acquire(self, resource_type: str, resource_id: str) -> Claim | None:
@@ -128,10 +143,10 @@ class Claims:
         pending events, and each would otherwise wait for the lock, which the holder is
         busy committing under, just to learn that. Whether it is free is decided under
         the lock, on a fresh read."""
-        if self._held_by_another(self.read(resource_type, resource_id)):
+        if self._held_by_another(self._read_to_take(resource_type, resource_id)):
             return None
         with self.store.locked():
-            record = self.read(resource_type, resource_id)
+            record = self._read_to_take(resource_type, resource_id)
             if self._held_by_another(record):
                 return None
             now = self.clock()
@@ -142,6 +157,11 @@ class Claims:
             self._write(claim, now, acquired=None)
             return claim
 
+    def held_by_another(self, resource_type: str, resource_id: str) -> bool:
+        """True when another owner holds the claim now, from a read without the lock (a
+        claim file is replaced atomically, so it is whole). False is no verdict."""
+        return self._held_by_another(self._read_to_take(resource_type, resource_id))
+
     def _held_by_another(self, record: dict[str, Any] | None) -> bool:
         return (
             record is not None
@@ -150,7 +170,7 @@ class Claims:
         )
 
     def _verify(self, claim: Claim, now: float) -> dict[str, Any]:
-        record = self.read(claim.resource_type, claim.resource_id)
+        record = self._read_to_take(claim.resource_type, claim.resource_id)
         if record is None:
             raise FencedError(f"claim {claim.name} vanished", hint="another process removed it")
         if record["owner_id"] != claim.owner_id or record["claim_version"] != claim.claim_version:

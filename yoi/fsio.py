@@ -80,11 +80,12 @@ def fsync_dir(directory: Path) -> None:
     fsync_dirs([directory])
 
 
-def _write_tmp(path: Path, data: bytes, mode: int) -> str:
-    """A synced temp file beside ``path`` holding ``data`` (``stage`` + ``sync_staged``)."""
+def _write_tmp(path: Path, data: bytes, mode: int, *, sync: bool = True) -> str:
+    """A temp file beside ``path`` holding ``data`` (``stage`` + ``sync_staged``)."""
     fd, tmp = stage(path, data, mode=mode)
     try:
-        sync_staged(fd)
+        if sync:
+            sync_staged(fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -171,21 +172,23 @@ def _together(calls: list[Callable[[], None]]) -> None:
         raise errors[0]
 
 
-def sync_all_staged(fds: Sequence[int]) -> None:
-    """``sync_staged`` for every descriptor of a batch, issued together."""
+def sync_all_staged(fds: Sequence[int], dirs: Sequence[Path] = ()) -> None:
+    """``sync_staged`` for every descriptor of a batch (and ``fsync_dir`` for ``dirs``),
+    issued together."""
     for _fd in fds:
         faults.io("fsync")
-    _together([partial(os.fsync, fd) for fd in fds])
-
-
-def fsync_dirs(directories: Sequence[Path]) -> None:
-    """``fsync_dir`` for every directory, issued together."""
-    for directory in directories:
+    for directory in dirs:
         try:
             faults.io("fsync")
         except OSError as exc:
             raise io_error("sync the directory", directory, exc) from exc
-    _together([partial(_fsync_dir, d) for d in directories])
+    calls: list[Callable[[], None]] = [partial(os.fsync, fd) for fd in fds]
+    _together(calls + [partial(_fsync_dir, d) for d in dirs])
+
+
+def fsync_dirs(directories: Sequence[Path]) -> None:
+    """``fsync_dir`` for every directory, issued together."""
+    sync_all_staged([], directories)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -199,10 +202,17 @@ def _fsync_dir(directory: Path) -> None:
         raise io_error("sync the directory", directory, exc) from exc
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
-    """Replace ``path`` with ``data``: a crash leaves the old or the new file."""
+def atomic_write(
+    path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True, sync: bool = True
+) -> None:
+    """Replace ``path`` with ``data``: a crash leaves the old or the new file.
+
+    ``sync=False`` (claim records only: docs/reliability.md): no fsync of the file or its
+    directory. Every process still sees the old or the new file whole (the rename is
+    atomic, and a killed process loses nothing it wrote); only an operating-system crash
+    may leave the file empty or old, which its reader must take for what it is."""
     try:
-        tmp = _write_tmp(path, data, mode)
+        tmp = _write_tmp(path, data, mode, sync=sync)
         faults.crashpoint("fsio.tmp")
         try:
             faults.io("rename")
@@ -213,7 +223,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool =
             raise
     except OSError as exc:
         raise io_error("write the file", path, exc) from exc
-    if sync_dir:
+    if sync and sync_dir:
         fsync_dir(path.parent)
 
 

@@ -1,17 +1,24 @@
 """Journaled multi-file commits.
 
 A transaction's operations are checked first (no path may pass through a symlink: a
-refused transaction writes nothing), then written to
-``<runtime>/journal/<time>-<id>.json`` (atomic, fsynced) before any store file changes;
-then each file is replaced atomically, directory moves are done, and the journal is
-removed. The journal is the commit point:
+refused transaction writes nothing). Then, before any store file changes, its journal
+``<runtime>/journal/<time>-<id>.json`` and the temp files of its first writes are
+written and synced in one round, with the journal directory (the commit point); then
+each file is replaced atomically, directory moves are done, and the journal is removed.
 
-- a failure before it is written changes nothing and says so ("nothing was changed");
+- a failure before the commit point changes nothing and says so ("nothing was changed");
+  the journal and the temp files are removed;
 - a failure after it is retried once at once (every operation is idempotent); if the
   retry fails too, the error says the change is saved and the next lock holder rolls it
   forward, so the caller must not repeat it;
 - a crash after it is rolled forward by the next lock holder (``roll_forward``), in the
   order the journals were written. Rolling forward twice is harmless.
+
+The journal is removed without syncing its directory: the next commit's first round
+syncs it (every commit's does, a single write's too), and so does the end of the
+process (``flush``). So a removed journal can come back after an operating-system crash
+only while no later change exists, and rolling it forward again rewrites what it
+already wrote. This saves two waits for the disk per commit (docs/reliability.md).
 
 A transaction of a single write needs no journal: the atomic replace is its commit (a
 failure after it says "the change is written but not synced").
@@ -19,6 +26,7 @@ failure after it says "the change is written but not synced").
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import contextlib
@@ -99,12 +107,19 @@ def preflight(store_dir: Path, ops: Sequence[Op]) -> None:
             fsio.check_no_symlinks(_safe_rel(store_dir, rel), stop=store_dir, checked=checked)
 
 
-def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> None:
+Staged = dict[int, tuple[int, str]]  # op index -> (open temp file, its name)
+
+
+def apply_ops(
+    store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "", staged: Staged | None = None
+) -> None:
     """Apply ``ops`` in order, idempotently; resume after the last completed move.
 
     Writes and removals between two moves are applied as a batch (``_apply_batch``): all
     temp files first, then their fsyncs, then the renames in order. A move runs alone,
-    so nothing of a later write exists before the move that comes first has happened."""
+    so nothing of a later write exists before the move that comes first has happened.
+    ``staged``: temp files already written and synced for writes of the first batch
+    (``commit`` stages them before its commit point); they are used or removed here."""
     start = 0
     for i, op in enumerate(ops):
         if isinstance(op, Move):
@@ -113,23 +128,27 @@ def apply_ops(store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "") -> 
                 start = i + 1  # everything up to this move already happened
     dirs: set[Path] = set()
     known: set[Path] = set()
+    ready: Staged = dict(staged or {})
     i = start
-    while i < len(ops):
-        op = ops[i]
-        if isinstance(op, Move):
-            _sync_dirs(dirs)  # what was written inside is durable before it moves
-            _move(store_dir, op, dirs)
-            known.clear()  # directories moved: check again
-            if crash_prefix:
-                faults.crashpoint(f"{crash_prefix}.op{i}")
-            i += 1
-            continue
-        j = i
-        while j < len(ops) and not isinstance(ops[j], Move):
-            j += 1
-        _apply_batch(store_dir, ops[i:j], i, dirs, known, crash_prefix)
-        i = j
-    _sync_dirs(dirs)
+    try:
+        while i < len(ops):
+            op = ops[i]
+            if isinstance(op, Move):
+                _sync_dirs(dirs)  # what was written inside is durable before it moves
+                _move(store_dir, op, dirs)
+                known.clear()  # directories moved: check again
+                if crash_prefix:
+                    faults.crashpoint(f"{crash_prefix}.op{i}")
+                i += 1
+                continue
+            j = i
+            while j < len(ops) and not isinstance(ops[j], Move):
+                j += 1
+            _apply_batch(store_dir, ops, range(i, j), dirs, known, crash_prefix, ready)
+            i = j
+        _sync_dirs(dirs)
+    finally:
+        _discard(ready)
 
 
 def _sync_dirs(dirs: set[Path]) -> None:
@@ -138,42 +157,80 @@ def _sync_dirs(dirs: set[Path]) -> None:
     dirs.clear()
 
 
+def stage_first(store_dir: Path, ops: Sequence[Op]) -> Staged:
+    """Temp files for the writes before the first move whose directory exists already
+    (a directory is made only after the commit point, so a failure or crash before it
+    leaves no empty directory behind). Not synced: the caller syncs them with the journal."""
+    staged: Staged = {}
+    seen: dict[Path, bool] = {}
+    try:
+        for k, op in enumerate(ops):
+            if isinstance(op, Move):
+                break
+            if not isinstance(op, Write):
+                continue
+            path = _safe_rel(store_dir, op.path)
+            parent = path.parent
+            if parent not in seen:
+                seen[parent] = os.path.isdir(parent)  # no symlink on the way (preflight)
+            if seen[parent] and not (op.create and path.exists()):
+                staged[k] = fsio.stage(path, op.data)
+    except BaseException:
+        _discard(staged)
+        raise
+    return staged
+
+
+def _discard(staged: Staged) -> None:
+    """Close and remove the temp files left in ``staged`` (placed ones were renamed away,
+    or linked: removing the name ends it)."""
+    for fd, tmp in staged.values():
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    staged.clear()
+
+
 def _apply_batch(
     store_dir: Path,
     ops: Sequence[Op],
-    first: int,
+    batch: range,
     dirs: set[Path],
     known: set[Path],
     crash_prefix: str,
+    ready: Staged,
 ) -> None:
-    """Writes and removals (no move): stage every write's temp file, sync them all,
-    then rename (or link, for create-if-absent) and remove in order."""
-    staged: dict[int, tuple[int, str]] = {}
-    paths = {k: _safe_rel(store_dir, op.path) for k, op in enumerate(ops) if isinstance(op, Write)}
-    try:
-        for k, op in enumerate(ops):
-            if isinstance(op, Write):
-                path = paths[k]
-                fsio.ensure_dir(path.parent, stop=store_dir, known=known, made=dirs)
-                if not (op.create and path.exists()):
-                    staged[k] = fsio.stage(path, op.data)
-        fsio.sync_all_staged([fd for fd, _tmp in staged.values()])
-        for k, op in enumerate(ops):
-            if isinstance(op, Write):
-                path = paths[k]
-                if k in staged:
-                    _place(path, staged[k][1], create=op.create)
-                dirs.add(path.parent)
-            else:
-                assert isinstance(op, Remove)
-                _remove(store_dir, op, dirs)
-            if crash_prefix:
-                faults.crashpoint(f"{crash_prefix}.op{first + k}")
-    finally:
-        for fd, tmp in staged.values():
-            os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)  # placed ones were renamed away (or linked: this ends it)
+    """Writes and removals (no move): stage every write's temp file not in ``ready``
+    (already synced), sync them all, then rename (or link, for create-if-absent) and
+    remove in order."""
+    writes = {k: op for k in batch if isinstance(op := ops[k], Write)}
+    paths = {k: _safe_rel(store_dir, op.path) for k, op in writes.items()}
+    fresh: list[int] = []
+    for k, op in writes.items():
+        path = paths[k]
+        fsio.ensure_dir(path.parent, stop=store_dir, known=known, made=dirs)
+        if k not in ready and not (op.create and path.exists()):
+            ready[k] = fsio.stage(path, op.data)
+            fresh.append(ready[k][0])
+    fsio.sync_all_staged(fresh)
+    for k in batch:
+        op = ops[k]
+        if isinstance(op, Write):
+            path = paths[k]
+            if k in ready:
+                fd, tmp = ready.pop(k)
+                try:
+                    _place(path, tmp, create=op.create)
+                finally:
+                    os.close(fd)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)  # renamed away (or linked: this ends it)
+            dirs.add(path.parent)
+        else:
+            assert isinstance(op, Remove)
+            _remove(store_dir, op, dirs)
+        if crash_prefix:
+            faults.crashpoint(f"{crash_prefix}.op{k}")
 
 
 def _place(path: Path, tmp: str, *, create: bool) -> None:
@@ -230,47 +287,108 @@ def commit(
     if not ops:
         return
     preflight(store_dir, ops)
-    if len(ops) == 1 and not isinstance(ops[0], Move):
-        _apply_retrying(store_dir, ops, None)
-        if applied is not None:
-            applied()
-        return
-    path = _write_journal(journal_dir, store_dir, ops)
-    faults.crashpoint("txn.journal")
-    _apply_retrying(store_dir, ops, path)
+    single = len(ops) == 1 and not isinstance(ops[0], Move)
+    path, staged = _commit_point(journal_dir, store_dir, ops, single)
+    if path is not None:
+        faults.crashpoint("txn.journal")
+    _apply_retrying(store_dir, ops, path, staged)
     if applied is not None:
         applied()
-    try:
-        _remove_journal(path)
-    except OSError:
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
         # Applied; a leftover journal is re-applied (same content) and removed by the
         # next lock holder before it changes anything.
-        with contextlib.suppress(OSError):
-            _remove_journal(path)
+        if _unlink(path, "remove the journal"):
+            _unsynced.add(journal_dir)
 
 
-def _write_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> Path:
-    """Write the journal; once its rename is done the change is committed.
+# Journal directories with a removal not yet synced: the next commit's first round
+# syncs them, and ``flush`` at the end of the process (module docstring).
+_unsynced: set[Path] = set()
 
-    A failed fsync of the journal's directory after the rename does not undo the commit
-    (the journal is visible and any lock holder would complete it): the store files are
-    synced when they are applied, which is what makes the change durable.
-    """
-    path = journal_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
-    body = {"version": 1, "store": str(store_dir), "ops": [_encode(op) for op in ops]}
-    try:
-        journal_dir.mkdir(parents=True, exist_ok=True)
-        fsio.atomic_write(path, json.dumps(body).encode("utf-8"), sync_dir=False)
-    except OSError as exc:
-        raise _failed(f"cannot write the journal: {_reason(exc)}; {NOTHING_CHANGED}", path) from exc
+
+def flush() -> None:
+    """Sync the journal directories whose removals are not yet synced."""
+    dirs = sorted(_unsynced)
+    _unsynced.clear()
     with contextlib.suppress(OSError):
-        fsio.fsync_dir(journal_dir)
-    return path
+        fsio.fsync_dirs([d for d in dirs if d.is_dir()])
 
 
-def _apply_retrying(store_dir: Path, ops: Sequence[Op], journal: Path | None) -> None:
+atexit.register(flush)
+
+
+def _commit_point(
+    journal_dir: Path, store_dir: Path, ops: Sequence[Op], single: bool
+) -> tuple[Path | None, Staged]:
+    """Write the journal (none for a single write) and the first writes' temp files, and
+    sync them together with the journal directory: once this returns, the change is
+    committed. Any failure here changes nothing: what was written is removed."""
+    path: Path | None = None
+    fd: int | None = None
+    staged: Staged = {}
     try:
-        apply_ops(store_dir, ops, crash_prefix="txn")
+        if not single:
+            path, fd = _open_journal(journal_dir, store_dir, ops)
+        staged = stage_first(store_dir, ops)
+        fds = [f for f, _tmp in staged.values()] + ([] if fd is None else [fd])
+        dirs = sorted({journal_dir, *_unsynced})
+        _sync_round(fds, [d for d in dirs if d.is_dir()])
+        _unsynced.clear()
+    except OSError as exc:
+        _discard(staged)
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        where = path if path is not None else store_dir / _target(ops[0])
+        what = "write the journal" if path is not None else "write the file"
+        raise _failed(f"cannot {what}: {_reason(exc)}; {NOTHING_CHANGED}", where) from exc
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return path, staged
+
+
+def _sync_round(fds: list[int], dirs: list[Path]) -> None:
+    """Sync files and directories in one round (issued together in ``parallel_syncs``)."""
+    fsio.sync_all_staged(fds, dirs)
+
+
+def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tuple[Path, int]:
+    """Create and write the journal under its final name, not yet synced. Only the lock
+    holder writes journals, and a journal cut short (a crash before the commit point's
+    sync) does not parse: ``roll_forward`` drops it."""
+    path = journal_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+    body = json.dumps({"version": 1, "store": str(store_dir), "ops": [_encode(op) for op in ops]})
+    if not journal_dir.is_dir():
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        _unsynced.add(journal_dir.parent)  # its new entry is synced with the first round
+    fd, path_text = _create(path)
+    try:
+        faults.io("write")
+        view = memoryview(body.encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path_text)
+        raise
+    return path, fd
+
+
+def _create(path: Path) -> tuple[int, str]:
+    faults.io("write")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(path, flags, 0o644), str(path)
+
+
+def _apply_retrying(
+    store_dir: Path, ops: Sequence[Op], journal: Path | None, staged: Staged
+) -> None:
+    try:
+        apply_ops(store_dir, ops, crash_prefix="txn", staged=staged)
         return
     except OSError:
         pass  # a transient fault: every operation is idempotent, so try once more
@@ -362,7 +480,7 @@ def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
     for path in pending(journal_dir):
         found = _read(path)
         if found is None:
-            # An unreadable journal was never fully written (atomic_write): nothing ran.
+            # An unreadable journal was cut short before its commit point: nothing ran.
             _remove_journal(path)
             continue
         store, ops = found

@@ -134,10 +134,21 @@ def _typed_elsewhere_one() -> re.Pattern[str]:
 _TYPED_FIRST = frozenset("~nNtTfFyYoO0123456789+-._!&*<=\n")
 
 
+# Answers of the alternation by text: the engine asks it ~400 times per run, mostly of the
+# same keys, ids and timestamps (over nine in ten asked before). Bounded: cleared when full.
+_TYPED_MEMO: dict[str, bool] = {}
+_TYPED_MEMO_MAX = 1 << 16
+
+
 def _typed_elsewhere(text: str) -> bool:
     if text and text[0] not in _TYPED_FIRST:
         return False
-    return _typed_elsewhere_one().match(text) is not None
+    known = _TYPED_MEMO.get(text)
+    if known is None:
+        if len(_TYPED_MEMO) >= _TYPED_MEMO_MAX:
+            _TYPED_MEMO.clear()
+        known = _TYPED_MEMO[text] = _typed_elsewhere_one().match(text) is not None
+    return known
 
 
 # ------------------------------------------------------------------------ strict parser

@@ -158,10 +158,12 @@ def whole_files(store: Store) -> list[str]:
 
 def leftovers(store: Store, *points: str | None) -> list[str]:
     """Orphan temp files: only after a crash between a temp write and its rename (in
-    ``atomic_write``, or between the renames of a journaled batch, whose later files are
-    staged first: ``journal.apply_ops``); the janitor removes them once they are old."""
+    ``atomic_write``; at a journal's commit point, whose first files are staged and synced
+    with it: ``journal.commit``; or between the renames of a journaled batch, whose later
+    files are staged first: ``journal.apply_ops``); the janitor removes them once they
+    are old."""
     temps = s.temp_files(store)
-    staging = ("fsio.tmp", "txn.op", "roll.op")
+    staging = ("fsio.tmp", "txn.journal", "txn.op", "roll.op")
     if temps and not any(p and p.startswith(staging) for p in points):
         return [f"temp files after a crash at {points}: {temps}"]
     janitor.clean(store, now=time.time() + 3600)

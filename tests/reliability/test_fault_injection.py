@@ -360,10 +360,11 @@ def engine_outcome(store: Store, *, stopped: bool) -> list[str]:
     return problems
 
 
-def test_a_claim_written_but_not_synced_stays_with_its_owner(tmp_path: Path) -> None:
-    """The claim record's rename succeeded but the directory sync failed: acquire raised,
-    yet the record names this owner. The same engine (``yoi engine watch`` keeps its
-    process) must be able to take it again at once, not wait out its own lease."""
+@pytest.mark.parametrize("spec", ["write:1", "rename:1"])
+def test_a_claim_write_that_fails_leaves_the_claim_free(tmp_path: Path, spec: str) -> None:
+    """Claim records are replaced without fsync (yoi.claims), so the write fails before the
+    rename or not at all: acquire raises cleanly, no record or temp file is left, and the
+    same engine (``yoi engine watch`` keeps its process) takes the claim at once after."""
     from yoi.claims import Claims
     from yoi.fsio import StoreIOError
     from yoi.paths import Layout
@@ -373,11 +374,14 @@ def test_a_claim_written_but_not_synced_stays_with_its_owner(tmp_path: Path) -> 
     (root / ".yoi").mkdir()
     store = Store(Layout(root, root / ".git", root / ".git", root / ".yoi"))
     book = Claims(store, owner="engine-1", lease_seconds=60)
-    faults.configure(fault="fsync:2")  # 1: the temp file, 2: the directory after the rename
+    eid = "ev-20260101000000-0000000000"
+    book.path("EVENT", eid)  # the claims directory exists
+    faults.configure(fault=spec)
     with pytest.raises(StoreIOError):
-        book.acquire("EVENT", "ev-20260101000000-0000000000")
+        book.acquire("EVENT", eid)
     faults.reset()
-    assert book.acquire("EVENT", "ev-20260101000000-0000000000") is not None
+    assert sorted(p.name for p in book.path("EVENT", eid).parent.iterdir()) == []
+    assert book.acquire("EVENT", eid) is not None
 
 
 def test_the_fault_knobs_count_as_documented(tmp_path: Path) -> None:
