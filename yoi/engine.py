@@ -13,6 +13,7 @@ accepted by an engine that stopped; it is resumed, never run a second time.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,26 +87,38 @@ def _consider(
     waiting = _precheck_wait(store, ev, view)
     if waiting is not None:
         return waiting
+    if claims.held_by_another("EVENT", eid):
+        return None  # another engine holds it (known without waiting for the lock)
+    lease: Lease | None = None
+    try:
+        # A local claim is taken in the same hold of the store lock as the acceptance
+        # (one lock cycle fewer per run); a remote one is pushed without holding it.
+        with store.locked() if remote is None else contextlib.nullcontext():
+            lease = _lease(claims, eid, slug, remote)
+            if lease is None:
+                return None  # held here or on the remote, or it already ran elsewhere
+            begun = _begin(store, lease, ev.path, eid, slug)
+        return begun if not isinstance(begun, RunContext) else run_accepted(begun)
+    except FencedError as exc:
+        return TickResult(DEFERRED, eid, slug, f"lost the claim: {exc.message}")
+    finally:
+        if lease is not None and not lease.released:
+            lease.release()
+            faults.crashpoint("engine.released")
+
+
+def _lease(claims: Claims, eid: str, slug: str, remote: RemoteClaimer | None) -> Lease | None:
+    """The started lease on the event, or None when it is not ours to take."""
     claim = claims.acquire("EVENT", eid)
     if claim is None:
         return None  # another engine holds it
     faults.crashpoint("engine.claimed")
     if remote is None:
-        lease: Lease | None = Lease(claims, claim)
-    else:
-        from yoi.remote_lease import lease_for
+        return Lease(claims, claim).start()
+    from yoi.remote_lease import lease_for
 
-        lease = lease_for(claims, claim, remote, slug=slug)
-    if lease is None:
-        return None  # held on the remote, or it already ran elsewhere
-    lease.start()
-    try:
-        return _process(store, lease, ev.path, eid, slug)
-    except FencedError as exc:
-        return TickResult(DEFERRED, eid, slug, f"lost the claim: {exc.message}")
-    finally:
-        lease.release()
-        faults.crashpoint("engine.released")
+    lease = lease_for(claims, claim, remote, slug=slug)
+    return None if lease is None else lease.start()
 
 
 def _precheck_wait(
@@ -144,14 +157,18 @@ def _locate(store: Store, path: Path, slug: str) -> Path | None:
     return moved if moved.exists() else None
 
 
-def _process(store: Store, lease: Lease, path: Path, eid: str, slug: str) -> TickResult | None:
+def _begin(
+    store: Store, lease: Lease, path: Path, eid: str, slug: str
+) -> TickResult | RunContext | None:
+    """What the claimed event needs: nothing (processed meanwhile), an end before any run
+    (closed, deferred), or a run to carry out (accepted now, or resumed)."""
     found = _locate(store, path, slug)
     if found is None or store.read_record(found, "event")["processed"]:
         return None  # processed meanwhile: a no-op
     ids = rec.RunIds.for_event(eid)
     run_dir = found.parent.parent / "runs" / ids.run_id
     if (run_dir / "workorder.yaml").exists():
-        return run_accepted(RunContext(store, lease, slug, ids, fresh=False))
+        return RunContext(store, lease, slug, ids, fresh=False)
     try:
         result = accept_or_close(store, lease, found, slug, ids)
     except AlreadyProcessed:
@@ -159,4 +176,4 @@ def _process(store: Store, lease: Lease, path: Path, eid: str, slug: str) -> Tic
     if isinstance(result, TickResult):
         return result
     faults.crashpoint("engine.accepted")
-    return run_accepted(RunContext(store, lease, slug, ids, fresh=True, snapshot=result.snapshot))
+    return RunContext(store, lease, slug, ids, fresh=True, snapshot=result.snapshot)

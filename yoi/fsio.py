@@ -5,7 +5,7 @@ runtime-state modules; nothing else writes files under .yoi/.
 - ``ensure_dir``: mkdir -p that refuses to pass through symlinks.
 - ``read_bytes``: size-capped read that refuses symlinks.
 - ``stage`` + ``sync_all_staged`` and ``fsync_dirs``: the halves of a batch of atomic
-  writes (the journal's); inside ``parallel_syncs`` their fsyncs go out together.
+  writes (the journal's): every file of a batch is written before the first is synced.
 
 A failed write raises ``StoreIOError``: a ``YoiError`` (the CLI prints it cleanly) that
 is also an ``OSError`` (callers that handle OSError keep working). Temp files are
@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
-from typing import TYPE_CHECKING
 
 from yoi import faults
 from yoi.errors import UsageError, YoiError
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
 
 TMP_SUFFIX = ".tmp"
 
@@ -121,60 +117,22 @@ def sync_staged(fd: int) -> None:
     os.fsync(fd)
 
 
-# fsyncs of one batch are issued together from a few threads (fsync releases the GIL):
-# the file system then makes them durable in one commit (ext4's journal groups
-# concurrent fsyncs) instead of one commit and cache flush per call. Every file and
-# directory still gets its own fsync before anything depends on it.
-# Only in long-running loops (``parallel_syncs``: engine run and watch): starting the
-# threads costs a one-shot command more than it saves.
-_SYNC_THREADS = 16
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, pool)
-_parallel = 0
-
-
-@contextlib.contextmanager
-def parallel_syncs() -> Iterator[None]:
-    """Issue the fsyncs of a batch together (see above) until the block ends."""
-    global _parallel, _pool
-    _parallel += 1
-    try:
-        yield
-    finally:
-        _parallel -= 1
-        if not _parallel and _pool is not None:  # no idle threads left behind (fork)
-            pool, _pool = _pool[1], None
-            pool.shutdown(wait=True)
-
-
-def _sync_pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():  # a forked child has none of the threads
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = (os.getpid(), ThreadPoolExecutor(_SYNC_THREADS, thread_name_prefix="yoi-fsync"))
-    return _pool[1]
-
-
-def _together(calls: list[Callable[[], None]]) -> None:
-    """Run every call (at once, inside ``parallel_syncs``); the first error is raised
-    after all have finished."""
-    errors: list[BaseException] = []
-    if len(calls) < 2 or not _parallel:
-        for call in calls:
-            try:
-                call()
-            except OSError as exc:
-                errors.append(exc)
-    else:
-        futures = [_sync_pool().submit(call) for call in calls]
-        errors = [err for f in futures if (err := f.exception()) is not None]
+def _each(calls: list[Callable[[], None]]) -> None:
+    """Run every call, one after another; the first error is raised after all have run
+    (a batch's other files still get their sync). From a thread pool these took the same
+    wall time on this machine's disks and more CPU (docs/performance.md)."""
+    errors: list[OSError] = []
+    for call in calls:
+        try:
+            call()
+        except OSError as exc:
+            errors.append(exc)
     if errors:
         raise errors[0]
 
 
 def sync_all_staged(fds: Sequence[int], dirs: Sequence[Path] = ()) -> None:
-    """``sync_staged`` for every descriptor of a batch (and ``fsync_dir`` for ``dirs``),
-    issued together."""
+    """``sync_staged`` for every descriptor of a batch (and ``fsync_dir`` for ``dirs``)."""
     for _fd in fds:
         faults.io("fsync")
     for directory in dirs:
@@ -183,11 +141,11 @@ def sync_all_staged(fds: Sequence[int], dirs: Sequence[Path] = ()) -> None:
         except OSError as exc:
             raise io_error("sync the directory", directory, exc) from exc
     calls: list[Callable[[], None]] = [partial(os.fsync, fd) for fd in fds]
-    _together(calls + [partial(_fsync_dir, d) for d in dirs])
+    _each(calls + [partial(_fsync_dir, d) for d in dirs])
 
 
 def fsync_dirs(directories: Sequence[Path]) -> None:
-    """``fsync_dir`` for every directory, issued together."""
+    """``fsync_dir`` for every directory."""
     sync_all_staged([], directories)
 
 

@@ -351,7 +351,7 @@ def _commit_point(
 
 
 def _sync_round(fds: list[int], dirs: list[Path]) -> None:
-    """Sync files and directories in one round (issued together in ``parallel_syncs``)."""
+    """Sync files and directories in one round: nothing is renamed until all are done."""
     fsio.sync_all_staged(fds, dirs)
 
 

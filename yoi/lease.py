@@ -22,10 +22,15 @@ class Lease:
     claim lost, the thread stops and every later ``check`` raises ``FencedError``.
     """
 
+    # A local lease may be released inside a hold of the store lock (the engine releases
+    # it in the same hold as the outcome's commit); a distributed one talks to the remote.
+    releases_under_lock = True
+
     def __init__(self, claims: Claims, claim: Claim):
         self.claims = claims
         self._claim = claim
         self._lost: str | None = None
+        self._released: bool | None = None  # release()'s answer, once it was called
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -89,8 +94,13 @@ class Lease:
         self._thread = None
 
     def release(self) -> bool:
-        """Stop the heartbeat and release the claim if it is still ours."""
-        self.stop()
-        if self._lost is not None:
-            return False
-        return self.claims.release(self._claim)
+        """Stop the heartbeat and release the claim if it is still ours (once: a second
+        call answers as the first did)."""
+        if self._released is None:
+            self.stop()
+            self._released = self._lost is None and self.claims.release(self._claim)
+        return self._released
+
+    @property
+    def released(self) -> bool:
+        return self._released is not None

@@ -128,6 +128,8 @@ def event_processed(store: Store, slug: str, event_id: str) -> bool:
 class DistributedLease(Lease):
     """A local event lease plus the ticket's remote claim (fence and heartbeat both)."""
 
+    releases_under_lock = False  # its release pushes to the remote
+
     def __init__(self, claims: Claims, claim: Claim, remote: RemoteLease, *, slug: str):
         super().__init__(claims, claim)
         self.remote = remote
@@ -143,6 +145,8 @@ class DistributedLease(Lease):
         return self
 
     def release(self) -> bool:
+        if self.released:
+            return super().release()
         claim = self.remote.claim
         done = event_processed(self.claims.store, self.slug, claim.event_id)
         self.remote.release(done=done)

@@ -172,19 +172,17 @@ def run(
                 store, shares, kick=kick, remote=remote, push_branch=push_branch
             )
             return dataclasses.replace(_ticks_output(merged), code=code)
-    from yoi import cache, fsio, views
+    from yoi import cache, views
 
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
-    # The derived caches are written once a second, not per tick, the store-wide views
-    # are kept between ticks while no other process commits (``views``), and the fsyncs
-    # of a commit are issued together.
+    # The derived caches are written once a second, not per tick, and the store-wide
+    # views are kept between ticks while no other process commits (``views``).
     with (
         _stop_on_signals((signal.SIGTERM,)) as stop,  # the step finishes, then the loop ends
         cache.deferred(),
         views.trusting(),
-        fsio.parallel_syncs(),
     ):
         while (max_ticks is None or len(ticks) < max_ticks) and not stop.is_set():
             result = eng.tick()
@@ -289,7 +287,7 @@ def watch(
     """Poll until SIGINT/SIGTERM (or ``max_polls`` idle polls, for tests). An expected
     error in one poll (an unreachable remote, a busy lock) is a warning; the next poll
     tries again. With ``jobs`` > 1, that many watchers at once (``engine_jobs``)."""
-    from yoi import fsio, views
+    from yoi import views
 
     if jobs > 1:
         from yoi.commands import engine_jobs
@@ -306,7 +304,7 @@ def watch(
 
     ticks: list[TickResult] = []
     polls = 0
-    with _stop_on_signals() as stop, views.trusting(), fsio.parallel_syncs():
+    with _stop_on_signals() as stop, views.trusting():
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         swept = time.monotonic()

@@ -7,14 +7,18 @@ are repeated so a bad entry is a ``ConfigError`` naming the key, never a traceba
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from yoi.errors import ConfigError
-from yoi.runner.base import Runner
-from yoi.runner.command import DEFAULT_MAX_OUTPUT, CommandRunner
-from yoi.runner.openai import DEFAULT_SYSTEM_PROMPT, OpenAIRunner
-from yoi.runner.patchfile import PatchFileRunner
+
+if TYPE_CHECKING:
+    from yoi.runner.base import Runner
+    from yoi.runner.command import CommandRunner
+    from yoi.runner.openai import OpenAIRunner
+
+# Each runner's module is imported when a runner of its type is made: the OpenAI one
+# brings urllib, http.client and email (~15 ms), which a patch-file or command run
+# never needs.
 
 RUNNER_TYPES = ("command", "openai", "patch-file")
 _KEYS = {
@@ -105,6 +109,8 @@ def make_runner(name: str, config: Mapping[str, Any]) -> Runner:
         return _command(entry)
     if kind == "openai":
         return _openai(entry)
+    from yoi.runner.patchfile import PatchFileRunner
+
     return PatchFileRunner(name=name, path=entry.text("path"), budget_ms=_budget(entry))
 
 
@@ -113,6 +119,8 @@ def _budget(entry: _Entry) -> int | None:
 
 
 def _command(entry: _Entry) -> CommandRunner:
+    from yoi.runner.command import DEFAULT_MAX_OUTPUT, CommandRunner
+
     command = entry.strings("command")
     if not command or not command[0]:
         raise entry.fail("command", "must be a non-empty list of strings (argv, no shell)")
@@ -128,6 +136,10 @@ def _command(entry: _Entry) -> CommandRunner:
 
 
 def _openai(entry: _Entry) -> OpenAIRunner:
+    from urllib.parse import urlsplit
+
+    from yoi.runner.openai import DEFAULT_SYSTEM_PROMPT, OpenAIRunner
+
     base_url = entry.text("base_url", required=True) or ""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
