@@ -230,3 +230,42 @@ def test_a_busy_lock_is_polled_often_not_every_fifty_ms(
     assert polls == [store_module.LOCK_POLL_S]
     assert store_module.LOCK_POLL_S <= 0.005
     assert not lock.is_locked
+
+
+def test_a_record_read_again_is_a_fresh_copy_of_the_same_data(
+    store_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_record`` remembers valid records by text (``store._MEMO``): a second read of
+    the same text gives equal data without parsing again, as a copy the caller may edit,
+    and a changed file is read anew. The memo is bounded by the text it holds."""
+    from yoi import fastyaml
+    from yoi import store as store_mod
+
+    store = Store.discover(store_repo)
+    path = store.runtime("x") / "ev.yaml"
+    text = (
+        "event_id: ev-20260101000000-0123456789\ntype: TICKET_READY\n"
+        'ticket: 20260101-000000-a\ncreated_at: "2026-01-01T00:00:00Z"\nsource: cli\n'
+        "dedup_key: k\nprocessed: false\nprocessed_at: null\nprocessed_reason: null\n"
+        "run_id: null\n"
+    )
+    path.write_text(text)
+    first = store.read_record(path, "event")
+    parsed: list[str] = []
+    real = fastyaml.load
+
+    def counted(t: str) -> Any:
+        parsed.append(t)
+        return real(t)
+
+    monkeypatch.setattr(fastyaml, "load", counted)
+    first["processed"] = True  # the caller's own copy
+    second = store.read_record(path, "event")
+    assert parsed == [] and second["processed"] is False and second is not first
+    path.write_text(text.replace("source: cli", "source: hook"))
+    assert store.read_record(path, "event")["source"] == "hook" and len(parsed) == 1
+    monkeypatch.setattr(store_mod, "_MEMO_MAX_CHARS", len(text) * 2)
+    for n in range(5):
+        path.write_text(text.replace("dedup_key: k", f"dedup_key: k{n}"))
+        store.read_record(path, "event")
+        assert store_mod._MEMO_CHARS[0] <= len(text) * 2 + 10

@@ -63,7 +63,7 @@ def kept(store: Store) -> Views:
     return (
         engine_view.tickets(store),
         plan.all_records(store),
-        engine_view.pending_events(store),
+        list(engine_view.pending_events(store)),
         plan.relation_records(store),
     )
 

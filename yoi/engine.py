@@ -14,6 +14,7 @@ accepted by an engine that stopped; it is resumed, never run a second time.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,17 +48,15 @@ def tick(
     """Process at most one event; see the module docstring. With ``remote``, an event is
     claimed on the shared git remote too (after the local claim) and every write is
     fenced by both (docs/distributed.md)."""
-    pending = [
-        e
-        for e in engine_view.pending_events(store)
-        if e.record.get("type") == EventType.TICKET_READY.value
-    ]
-    if not pending:
+    ready = EventType.TICKET_READY.value
+    pending = (e for e in engine_view.pending_events(store) if e.record.get("type") == ready)
+    first = next(pending, None)
+    if first is None:
         return TickResult(IDLE)
     claims = Claims(store, owner=owner, clock=clock)
     view = engine_view.Rules(store)
     first_deferred: TickResult | None = None
-    for ev in pending:
+    for ev in itertools.chain([first], pending):
         try:
             result = _consider(store, claims, ev, view, remote)
         except UsageError as exc:

@@ -12,6 +12,7 @@ ticket's standing), made once per tick before the claim and once under the lock.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from yoi import events, views
@@ -99,9 +100,10 @@ def has_work(store: Store) -> bool:
     return any(e.record.get("type") == ready for e in pending_events(store))
 
 
-def pending_events(store: Store) -> list[events.EventFile]:
-    """Unprocessed events of every ticket, oldest first."""
-    return [events.EventFile(e.path, dict(e.record)) for e in views.get(store, _PENDING)]
+def pending_events(store: Store) -> Iterator[events.EventFile]:
+    """Unprocessed events of every ticket, oldest first, each a fresh copy made as it is
+    reached (a tick looks at the first few of a long queue)."""
+    return (events.EventFile(e.path, dict(e.record)) for e in views.get(store, _PENDING))
 
 
 def _every_ticket(store: Store) -> list[Ticket]:

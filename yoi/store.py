@@ -65,6 +65,7 @@ class Store:
         self.tickets_dir = self.yoi_dir / "tickets"
         self.runtime_dir = layout.runtime_dir
         self._root_text = str(self.root)
+        self._yoi_text = str(self.yoi_dir)
         self._lock: Any = None
         self._config: dict[str, Any] | None = None
 
@@ -204,8 +205,12 @@ class Store:
         from yoi import fastschema, fastyaml
 
         text = self.read_text(path)
+        known = _MEMO.get((kind, text))
+        if known is not None:
+            return _fresh(known)
         data = fastyaml.load(text)
         if data is not None and fastschema.is_valid(kind, data) is True:
+            _remember((kind, text), data)  # a copy: the caller may edit its own
             return data
         from yoi import schema, yamlio
 
@@ -321,6 +326,10 @@ class Transaction:
         self._pending_text: dict[str, str] = {}
 
     def _rel(self, path: Path) -> str:
+        """``path`` relative to the store dir (``relative_to``'s answer, and its error)."""
+        text, base = str(path), self.store._yoi_text
+        if text.startswith(base) and text[len(base) : len(base) + 1] == "/":
+            return text[len(base) + 1 :]
         return str(path.relative_to(self.store.yoi_dir))
 
     def write_bytes(self, path: Path, data: bytes, *, create: bool = False) -> bool:
@@ -445,13 +454,51 @@ def _done_slug(op: journal.Op) -> str | None:
 
 
 def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
-    """The valid ticket data of a front matter that ``dump`` writes back unchanged."""
+    """The valid ticket data of a front matter that ``dump`` writes back unchanged (a
+    fresh copy: the caller edits it)."""
     from yoi import fastdump, fastschema, fastyaml
 
+    known = _MEMO.get((_FRONT, front_text))
+    if known is not None:
+        return _fresh(known)
     plain = fastyaml.load(front_text)
     if plain is None or fastschema.is_valid("ticket", plain) is not True:
         return None
-    return plain if fastdump.dump(plain) == front_text else None
+    if fastdump.dump(plain) != front_text:
+        return None
+    _remember((_FRONT, front_text), plain)
+    return plain
+
+
+# Valid records by (kind, text) as the fast path parsed them: the same text is the same
+# record, so reading it again (an engine reads a run's event, workorder and ticket two or
+# three times) costs a copy instead of a parse and a check. Bounded by total text size.
+_MEMO: dict[tuple[str, str], dict[str, Any]] = {}
+_MEMO_CHARS = [0]
+_MEMO_MAX_CHARS = 4 << 20
+_FRONT = "ticket front matter"
+
+
+def _remember(key: tuple[str, str], data: dict[str, Any]) -> None:
+    if _MEMO_CHARS[0] + len(key[1]) > _MEMO_MAX_CHARS:
+        _MEMO.clear()
+        _MEMO_CHARS[0] = 0
+    _MEMO[key] = _fresh(data)
+    _MEMO_CHARS[0] += len(key[1])
+
+
+def _fresh(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) for k, v in data.items()}
+
+
+def _copy(data: Any) -> Any:
+    """A deep copy of plain record data (dicts, lists, immutable scalars)."""
+    kind = type(data)
+    if kind is dict:
+        return {k: _copy(v) for k, v in data.items()}
+    if kind is list:
+        return [_copy(v) for v in data]
+    return data
 
 
 def check(kind: str, data: Any, rel: str) -> None:
