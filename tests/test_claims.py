@@ -457,3 +457,20 @@ def test_claim_writes_issue_no_fsync(store: Store, monkeypatch: pytest.MonkeyPat
     assert claim is not None
     assert book.release(book.heartbeat(claim))
     assert synced == []
+
+
+def test_a_claim_record_read_again_is_a_fresh_copy(store: Store) -> None:
+    """Claim records are remembered by their bytes (``claims_records._READ``): the same
+    bytes give an equal record, as a copy; new bytes are read anew."""
+    book = Claims(store, owner="me", lease_seconds=30)
+    claim = book.acquire("EVENT", "ev-1")
+    assert claim is not None
+    path = book.path("EVENT", "ev-1")
+    first = claims.read_record(path)
+    assert first is not None
+    first["owner_id"] = "changed by the caller"
+    again = claims.read_record(path)
+    assert again is not None and again["owner_id"] == "me"
+    book.release(claim)
+    released = claims.read_record(path)
+    assert released is not None and released["released"] is True
