@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yoi import cache, fastschema, fastyaml, forked
+from yoi.store import remembered
 
 if TYPE_CHECKING:
     from yoi.store import Store
@@ -71,9 +72,13 @@ def _record(store: Store, path: str, data: bytes, size: int) -> dict[str, Any] |
     """The validated event record, or None when the file is not a valid event."""
     if len(data) == size and size <= MAX_EVENT_BYTES:
         try:
-            record = fastyaml.load(data.decode("utf-8"))
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
-            record = None
+            text = None
+        record = None if text is None else remembered("event", text)  # this process wrote it
+        if record is not None:
+            return record
+        record = None if text is None else fastyaml.load(text)
         if record is not None and fastschema.is_valid("event", record) is True:
             return record
     from yoi.errors import YoiError

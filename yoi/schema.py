@@ -84,17 +84,19 @@ def validate(kind: str, data: object, path: str) -> list[Problem]:
     return [Problem(path=path, pointer=pointer(parts), message=msg) for parts, msg in ordered]
 
 
-def check(kind: str, data: object, path: str) -> None:
+def check(kind: str, data: object, path: str) -> bool:
     """Raise ``InvalidRecordError(path, problems)`` unless ``data`` is a valid ``kind``.
     Data that ``fastschema`` vouches for is valid without jsonschema (the two are held
-    equal by tests/test_cache_schema.py); anything else gets jsonschema's problems."""
+    equal by tests/test_cache_schema.py; then True); anything else gets jsonschema's
+    problems."""
     from yoi import fastschema
 
     if fastschema.is_valid(kind, data) is True:
-        return
+        return True
     problems = validate(kind, data, path)
     if problems:
         raise InvalidRecordError(path, problems)
+    return False
 
 
 def pointer(parts: Sequence[str | int]) -> str:

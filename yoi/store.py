@@ -355,12 +355,14 @@ class Transaction:
         emitter)."""
         from yoi import fastdump
 
-        check(kind, data, self.store.rel(path))
+        vouched = check(kind, data, self.store.rel(path))
         text = fastdump.dump(data)
         if text is None:
             from yoi import yamlio
 
             text = yamlio.dump(data)
+        elif vouched and kind in _READ_AGAIN:
+            remember(kind, text, data)
         return self.write_text(path, text, create=create)
 
     def current_text(self, path: Path) -> str | None:
@@ -473,10 +475,26 @@ def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
 # Valid records by (kind, text) as the fast path parsed them: the same text is the same
 # record, so reading it again (an engine reads a run's event, workorder and ticket two or
 # three times) costs a copy instead of a parse and a check. Bounded by total text size.
+# A commit remembers the records it writes that the engine reads again (a run's workorder
+# and event, a ticket's front matter): valid plain data that ``fastdump`` wrote reads back
+# as exactly that data (tests/test_cache_dump.py).
 _MEMO: dict[tuple[str, str], dict[str, Any]] = {}
 _MEMO_CHARS = [0]
 _MEMO_MAX_CHARS = 4 << 20
-_FRONT = "ticket front matter"
+FRONT_MATTER = "ticket front matter"
+_FRONT = FRONT_MATTER
+_READ_AGAIN = frozenset({"workorder", "event"})
+
+
+def remember(kind: str, text: str, data: dict[str, Any]) -> None:
+    """Note that ``text`` is the valid ``kind`` record ``data`` (a copy is kept)."""
+    _remember((kind, text), data)
+
+
+def remembered(kind: str, text: str) -> dict[str, Any] | None:
+    """A fresh copy of the record ``text`` was noted to be, or None."""
+    known = _MEMO.get((kind, text))
+    return None if known is None else _fresh(known)
 
 
 def _remember(key: tuple[str, str], data: dict[str, Any]) -> None:
@@ -501,11 +519,13 @@ def _copy(data: Any) -> Any:
     return data
 
 
-def check(kind: str, data: Any, rel: str) -> None:
-    """``schema.check``, skipped when ``fastschema`` vouches for the data."""
+def check(kind: str, data: Any, rel: str) -> bool:
+    """``schema.check``, skipped when ``fastschema`` vouches for the data (then True)."""
     from yoi import fastschema
 
-    if fastschema.is_valid(kind, data) is not True:
-        from yoi import schema
+    if fastschema.is_valid(kind, data) is True:
+        return True
+    from yoi import schema
 
-        schema.check(kind, data, rel)
+    schema.check(kind, data, rel)
+    return False

@@ -42,19 +42,29 @@ def _check_text(what: str, text: str) -> str:
 
 
 def render_ticket(front: Any, body: str) -> str:
-    from yoi import fastdump, yamlio  # ruamel.yaml: only when something is written
+    from yoi import yamlio  # ruamel.yaml: only when something is written
 
-    text = fastdump.dump(front)  # plain data only (see Store.load_ticket); else ruamel
-    return yamlio.join_front_matter(yamlio.dump(front) if text is None else text, body)
+    return yamlio.join_front_matter(_front_text(front)[0], body)
+
+
+def _front_text(front: Any) -> tuple[str, bool]:
+    """The front matter's YAML, and whether ``fastdump`` wrote it (plain data only, see
+    Store.load_ticket; else ruamel)."""
+    from yoi import fastdump, yamlio
+
+    text = fastdump.dump(front)
+    return (yamlio.dump(front), False) if text is None else (text, True)
 
 
 def write_ticket(tx: Transaction, tdir: Path, front: Any, body: str) -> None:
-    from yoi import schema, yamlio
+    from yoi import schema, store, yamlio
 
     plain = yamlio.to_plain(front)
-
-    schema.check("ticket", plain, tx.store.rel(tdir / TICKET_FILE))
-    tx.write_text(tdir / TICKET_FILE, render_ticket(front, body))
+    vouched = schema.check("ticket", plain, tx.store.rel(tdir / TICKET_FILE))
+    text, fast = _front_text(front)
+    if vouched and fast:  # the engine loads it again to conclude the run
+        store.remember(store.FRONT_MATTER, text, plain)
+    tx.write_text(tdir / TICKET_FILE, yamlio.join_front_matter(text, body))
 
 
 def append_entry(tx: Transaction, tdir: Path, entry: Entry, title: str = "") -> None:
