@@ -159,6 +159,20 @@ def run(
 ) -> Output:
     """Tick until nothing is processed (idle, or every pending event deferred); with
     ``jobs`` > 1, that many engine processes at once (``engine_jobs``)."""
+    from yoi import views
+
+    with views.trusting():  # the pending events found below are the first tick's too
+        return _run(store, max_ticks, kick, remote, push_branch, jobs)
+
+
+def _run(
+    store: Store,
+    max_ticks: int | None,
+    kick: bool,
+    remote: str | None,
+    push_branch: bool,
+    jobs: int,
+) -> Output:
     if not kick and _idle(store, remote, push_branch):
         _progress(tick_text(TickResult(IDLE)))
         return _ticks_output([TickResult(IDLE)])
