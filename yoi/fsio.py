@@ -40,7 +40,7 @@ def temp_file(directory: Path | str, prefix: str, suffix: str = TMP_SUFFIX) -> t
     raise FileExistsError(f"no free temporary name in {directory}")
 
 
-def _tmp_in(directory: Path, name: str) -> tuple[int, str]:
+def _tmp_in(directory: Path | str, name: str) -> tuple[int, str]:
     faults.io("write")
     return temp_file(directory, f".{name}.")
 
@@ -60,7 +60,7 @@ class StoreIOError(YoiError, OSError):
         self.errno = code
 
 
-def io_error(action: str, path: Path, exc: OSError) -> StoreIOError:
+def io_error(action: str, path: Path | str, exc: OSError) -> StoreIOError:
     """``exc`` as a ``StoreIOError`` naming the file (kept as is if it already is one)."""
     if isinstance(exc, StoreIOError):
         return exc
@@ -72,7 +72,7 @@ def io_error(action: str, path: Path, exc: OSError) -> StoreIOError:
     )
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path | str) -> None:
     fsync_dirs([directory])
 
 
@@ -91,13 +91,14 @@ def _write_tmp(path: Path, data: bytes, mode: int, *, sync: bool = True) -> str:
     return tmp
 
 
-def stage(path: Path, data: bytes, *, mode: int = 0o644) -> tuple[int, str]:
+def stage(path: Path | str, data: bytes, *, mode: int = 0o644) -> tuple[int, str]:
     """The first half of a batch of atomic writes: a temp file beside ``path`` holding
     ``data``, not yet synced; returns its open descriptor and name. The caller syncs it
     (``sync_staged``) before it renames or links it into place, so the rule of
     ``atomic_write`` holds, while the fsyncs of a whole batch come after all of its
     files were written (the first one's file-system commit carries the others' too)."""
-    fd, tmp = _tmp_in(path.parent, path.name)
+    directory, name = os.path.split(os.fspath(path))
+    fd, tmp = _tmp_in(directory, name)
     try:
         faults.io("write")
         view = memoryview(data)
@@ -131,7 +132,7 @@ def _each(calls: list[Callable[[], None]]) -> None:
         raise errors[0]
 
 
-def sync_all_staged(fds: Sequence[int], dirs: Sequence[Path] = ()) -> None:
+def sync_all_staged(fds: Sequence[int], dirs: Sequence[Path | str] = ()) -> None:
     """``sync_staged`` for every descriptor of a batch (and ``fsync_dir`` for ``dirs``)."""
     for _fd in fds:
         faults.io("fsync")
@@ -144,12 +145,12 @@ def sync_all_staged(fds: Sequence[int], dirs: Sequence[Path] = ()) -> None:
     _each(calls + [partial(_fsync_dir, d) for d in dirs])
 
 
-def fsync_dirs(directories: Sequence[Path]) -> None:
+def fsync_dirs(directories: Sequence[Path | str]) -> None:
     """``fsync_dir`` for every directory."""
     sync_all_staged([], directories)
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: Path | str) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
@@ -202,15 +203,26 @@ def _own_mode(path: Path | str) -> int | None:
         return None
 
 
-def check_no_symlinks(path: Path, *, stop: Path, checked: set[str] | None = None) -> None:
+def _below(path: str, stop: str) -> list[str]:
+    """The components of ``path`` below ``stop`` (``Path.relative_to(stop).parts`` on
+    strings: these walks run for every path of every transaction)."""
+    if path == stop:
+        return []
+    if not path.startswith(stop + "/"):
+        raise ValueError(f"{path} is not inside {stop}")
+    return [part for part in path[len(stop) + 1 :].split("/") if part and part != "."]
+
+
+def check_no_symlinks(
+    path: Path | str, *, stop: Path | str, checked: set[str] | None = None
+) -> None:
     """Raise ``UsageError`` if a component of ``path`` below ``stop`` is a symlink
-    (the final component included). Writes nothing. ``checked``: components (as
-    strings) the caller found fine already (skipped; the ones found fine here are
-    added). One ``lstat`` per component, on strings: it runs for every path of every
-    transaction."""
-    current = str(stop)
-    for part in path.relative_to(stop).parts:
-        current = os.path.join(current, part)
+    (the final component included). Writes nothing. ``checked``: components the caller
+    found fine already (skipped; the ones found fine here are added). One ``lstat`` per
+    component."""
+    current = os.fspath(stop)
+    for part in _below(os.fspath(path), current):
+        current = f"{current}/{part}"
         if checked is not None and current in checked:
             continue
         mode = _own_mode(current)
@@ -223,28 +235,33 @@ def check_no_symlinks(path: Path, *, stop: Path, checked: set[str] | None = None
 
 
 def ensure_dir(
-    path: Path, *, stop: Path, known: set[Path] | None = None, made: set[Path] | None = None
+    path: Path | str,
+    *,
+    stop: Path | str,
+    known: set[str] | None = None,
+    made: set[str] | None = None,
 ) -> None:
     """``mkdir -p path`` below ``stop`` that refuses any symlinked component. ``known``:
     directories already checked by the caller's batch (skipped; ``path`` is added);
     ``made``: gets the parent of every directory created (to be synced by the caller).
     One ``lstat`` per component not yet known, like ``check_no_symlinks``."""
-    if known is not None and path in known:
+    target = os.fspath(path)
+    if known is not None and target in known:
         return
-    current = stop
-    for part in path.relative_to(stop).parts:
-        current = current / part
+    current = os.fspath(stop)
+    for part in _below(target, current):
+        parent, current = current, f"{current}/{part}"
         if known is not None and current in known:
             continue
         mode = _own_mode(current)
         if mode is not None and S_ISLNK(mode):
-            raise _symlink_refusal(current)
+            raise _symlink_refusal(Path(current))
         if mode is None or not S_ISDIR(mode):
             try:
                 faults.io("mkdir")
                 os.mkdir(current)
                 if made is not None:
-                    made.add(current.parent)
+                    made.add(parent)
             except FileExistsError:
                 pass
             except OSError as exc:
