@@ -103,13 +103,19 @@ def test_a_commit_syncs_each_file_before_its_rename_and_its_directory_after(
     assert not any(k == "fsync" and p == str(jdir) for k, p in trace[removed:])
 
 
-def test_the_next_commit_syncs_the_removal_before_it_changes_anything(
-    tmp_path: Path, trace: Trace
-) -> None:
+def journaled_commit(tmp_path: Path, trace: Trace) -> tuple[Path, Path]:
+    """A store and journal directory after one journaled commit; the trace cleared."""
     store, jdir = tmp_path / "store", tmp_path / "journal"
     store.mkdir()
     journal.commit(jdir, store, [journal.Write("a", b"1"), journal.Write("b", b"1")])
     trace.clear()
+    return store, jdir
+
+
+def test_the_next_commit_syncs_the_removal_before_it_changes_anything(
+    tmp_path: Path, trace: Trace
+) -> None:
+    store, jdir = journaled_commit(tmp_path, trace)
     journal.commit(jdir, store, [journal.Write("a", b"2")])  # a single write: no journal
     assert synced_dir(trace, jdir, -1) < first(trace, "place", store / "a")
 
@@ -117,10 +123,7 @@ def test_the_next_commit_syncs_the_removal_before_it_changes_anything(
 def test_the_end_of_the_process_syncs_a_removal_no_commit_followed(
     tmp_path: Path, trace: Trace
 ) -> None:
-    store, jdir = tmp_path / "store", tmp_path / "journal"
-    store.mkdir()
-    journal.commit(jdir, store, [journal.Write("a", b"1"), journal.Write("b", b"1")])
-    trace.clear()
+    _store, jdir = journaled_commit(tmp_path, trace)
     journal.flush()  # what the process does at exit (atexit)
     assert trace == [("fsync", str(jdir))]
     journal.flush()

@@ -99,18 +99,25 @@ def stage(path: Path | str, data: bytes, *, mode: int = 0o644) -> tuple[int, str
     files were written (the first one's file-system commit carries the others' too)."""
     directory, name = os.path.split(os.fspath(path))
     fd, tmp = _tmp_in(directory, name)
+    fill(fd, tmp, data, mode=mode)
+    return fd, tmp
+
+
+def fill(fd: int, name: str, data: bytes, *, mode: int | None = None) -> None:
+    """Write all of ``data`` to the new file ``name`` open as ``fd`` (then ``fchmod`` to
+    ``mode``); on any failure the file is closed and removed, and the error raised."""
     try:
         faults.io("write")
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fchmod(fd, mode)
+        if mode is not None:
+            os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+            os.unlink(name)
         raise
-    return fd, tmp
 
 
 def sync_staged(fd: int) -> None:

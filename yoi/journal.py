@@ -368,16 +368,7 @@ def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tupl
         journal_dir.mkdir(parents=True, exist_ok=True)
         _unsynced.add(journal_dir.parent)  # its new entry is synced with the first round
     fd, path_text = _create(path)
-    try:
-        faults.io("write")
-        view = memoryview(body.encode("utf-8"))
-        while view:
-            view = view[os.write(fd, view) :]
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(path_text)
-        raise
+    fsio.fill(fd, path_text, body.encode("utf-8"))
     return path, fd
 
 
