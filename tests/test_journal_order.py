@@ -163,3 +163,16 @@ def test_a_journal_cut_short_before_its_commit_point_is_dropped(tmp_path: Path) 
     (jdir / "00000000000000000001-cut.json").write_text('{"version": 1, "store": "')
     assert journal.roll_forward(jdir) == 0
     assert list(jdir.iterdir()) == []
+
+
+def test_a_journal_removal_that_fails_once_is_tried_again(tmp_path: Path, trace: Trace) -> None:
+    """The commit is applied; a one-shot failure to remove its journal (the third rename
+    kind of operation here: two replaces, then the unlink) leaves no journal behind (the
+    soak's fault loop found a successful ``engine run`` leaving one)."""
+    store, jdir = tmp_path / "store", tmp_path / "journal"
+    store.mkdir()
+    faults.configure(fault="rename:3")
+    journal.commit(jdir, store, [journal.Write("a", b"1"), journal.Write("b", b"1")])
+    faults.reset()
+    assert journal.pending(jdir) == []
+    assert (store / "a").read_bytes() == b"1"

@@ -297,13 +297,21 @@ def commit(
     _apply_retrying(store_dir, ops, path, staged)
     if applied is not None:
         applied()
-    if path is None:
+    if path is not None:
+        _drop(path)
+
+
+def _drop(path: Path) -> None:
+    """Remove an applied journal, its directory synced later (module docstring). Best
+    effort, tried twice: a leftover journal is re-applied (same content) and removed by
+    the next lock holder before it changes anything."""
+    for _attempt in range(2):
+        try:
+            _unlink(path, "remove the journal")
+        except OSError:
+            continue
+        _unsynced.add(path.parent)
         return
-    with contextlib.suppress(OSError):
-        # Applied; a leftover journal is re-applied (same content) and removed by the
-        # next lock holder before it changes anything.
-        if _unlink(path, "remove the journal"):
-            _unsynced.add(journal_dir)
 
 
 # Journal directories with a removal not yet synced: the next commit's first round
