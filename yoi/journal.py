@@ -352,8 +352,9 @@ def _commit_point(
         if path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        where = path if path is not None else store_dir / _target(ops[0])
-        what = "write the journal" if path is not None else "write the file"
+                fsio.fsync_dir(journal_dir)  # it must not come back after an OS crash
+        where = store_dir / _target(ops[0]) if single else path or journal_dir
+        what = "write the file" if single else "write the journal"
         raise _failed(f"cannot {what}: {_reason(exc)}; {NOTHING_CHANGED}", where) from exc
     finally:
         if fd is not None:
