@@ -460,7 +460,7 @@ def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
     fresh copy: the caller edits it)."""
     from yoi import fastdump, fastschema, fastyaml
 
-    known = _MEMO.get((_FRONT, front_text))
+    known = _MEMO.get((FRONT_MATTER, front_text))
     if known is not None:
         return _fresh(known)
     plain = fastyaml.load(front_text)
@@ -468,7 +468,7 @@ def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
         return None
     if fastdump.dump(plain) != front_text:
         return None
-    _remember((_FRONT, front_text), plain)
+    _remember((FRONT_MATTER, front_text), plain)
     return plain
 
 
@@ -481,8 +481,7 @@ def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
 _MEMO: dict[tuple[str, str], dict[str, Any]] = {}
 _MEMO_CHARS = [0]
 _MEMO_MAX_CHARS = 4 << 20
-FRONT_MATTER = "ticket front matter"
-_FRONT = FRONT_MATTER
+FRONT_MATTER = "ticket front matter"  # the memo's kind for a ticket's front matter
 _READ_AGAIN = frozenset({"workorder", "event"})
 
 
