@@ -141,9 +141,10 @@ class Claims:
         A claim another owner holds is answered from a read without the lock (a claim file
         is replaced atomically, so it is whole): engines sharing a store walk the same
         pending events, and each would otherwise wait for the lock, which the holder is
-        busy committing under, just to learn that. Whether it is free is decided under
-        the lock, on a fresh read."""
-        if self._held_by_another(self._read_to_take(resource_type, resource_id)):
+        busy committing under, just to learn that (a caller already holding the lock
+        skips it: the read under the lock follows at once). Whether it is free is decided
+        under the lock, on a fresh read."""
+        if not self.store.lock().is_locked and self.held_by_another(resource_type, resource_id):
             return None
         with self.store.locked():
             record = self._read_to_take(resource_type, resource_id)
