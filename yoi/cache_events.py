@@ -72,15 +72,16 @@ def _record(store: Store, path: str, data: bytes, size: int) -> dict[str, Any] |
     """The validated event record, or None when the file is not a valid event."""
     if len(data) == size and size <= MAX_EVENT_BYTES:
         try:
-            text = data.decode("utf-8")
+            text: str | None = data.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        record = None if text is None else remembered("event", text)  # this process wrote it
-        if record is not None:
-            return record
-        record = None if text is None else fastyaml.load(text)
-        if record is not None and fastschema.is_valid("event", record) is True:
-            return record
+        if text is not None:
+            known = remembered("event", text)  # valid: this process wrote or read it
+            if known is not None:
+                return known
+            record = fastyaml.load(text)
+            if record is not None and fastschema.is_valid("event", record) is True:
+                return record
     from yoi.errors import YoiError
 
     try:

@@ -25,16 +25,22 @@ from yoi import faults
 from yoi.errors import UsageError, YoiError
 
 TMP_SUFFIX = ".tmp"
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+
+
+def create_new(path: Path | str, mode: int = 0o600) -> int:
+    """Open ``path`` for writing, created by this call (``FileExistsError`` otherwise; a
+    symlink is not followed)."""
+    return os.open(path, _NEW, mode)
 
 
 def temp_file(directory: Path | str, prefix: str, suffix: str = TMP_SUFFIX) -> tuple[int, str]:
     """A new file ``<prefix><random><suffix>`` in ``directory``, created exclusively
     (mode 0600): ``tempfile.mkstemp`` without importing tempfile (and random)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
     for _ in range(100):
         path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
         try:
-            return os.open(path, flags, 0o600), path
+            return create_new(path), path
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {directory}")

@@ -221,13 +221,11 @@ def _apply_batch(
         if isinstance(op, Write):
             path = paths[k]
             if k in ready:
-                fd, tmp = ready.pop(k)
+                placed = {k: ready.pop(k)}
                 try:
-                    _place(path, tmp, create=op.create)
+                    _place(path, placed[k][1], create=op.create)
                 finally:
-                    os.close(fd)
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)  # renamed away (or linked: this ends it)
+                    _discard(placed)
             dirs.add(os.path.dirname(path))
         else:
             assert isinstance(op, Remove)
@@ -345,7 +343,7 @@ def _commit_point(
         staged = stage_first(store_dir, ops)
         fds = [f for f, _tmp in staged.values()] + ([] if fd is None else [fd])
         dirs = sorted({journal_dir, *_unsynced})
-        _sync_round(fds, [d for d in dirs if d.is_dir()])
+        fsio.sync_all_staged(fds, [d for d in dirs if d.is_dir()])  # nothing renamed yet
         _unsynced.clear()
     except OSError as exc:
         _discard(staged)
@@ -362,11 +360,6 @@ def _commit_point(
     return path, staged
 
 
-def _sync_round(fds: list[int], dirs: list[Path]) -> None:
-    """Sync files and directories in one round: nothing is renamed until all are done."""
-    fsio.sync_all_staged(fds, dirs)
-
-
 def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tuple[Path, int]:
     """Create and write the journal under its final name, not yet synced. Only the lock
     holder writes journals, and a journal cut short (a crash before the commit point's
@@ -376,15 +369,10 @@ def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tupl
     if not journal_dir.is_dir():
         journal_dir.mkdir(parents=True, exist_ok=True)
         _unsynced.add(journal_dir.parent)  # its new entry is synced with the first round
-    fd, path_text = _create(path)
-    fsio.fill(fd, path_text, body.encode("utf-8"))
-    return path, fd
-
-
-def _create(path: Path) -> tuple[int, str]:
     faults.io("write")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
-    return os.open(path, flags, 0o644), str(path)
+    fd = fsio.create_new(path, 0o644)
+    fsio.fill(fd, str(path), body.encode("utf-8"))
+    return path, fd
 
 
 def _apply_retrying(

@@ -205,12 +205,12 @@ class Store:
         from yoi import fastschema, fastyaml
 
         text = self.read_text(path)
-        known = _MEMO.get((kind, text))
+        known = remembered(kind, text)
         if known is not None:
-            return _fresh(known)
+            return known
         data = fastyaml.load(text)
         if data is not None and fastschema.is_valid(kind, data) is True:
-            _remember((kind, text), data)  # a copy: the caller may edit its own
+            remember(kind, text, data)  # a copy: the caller may edit its own
             return data
         from yoi import schema, yamlio
 
@@ -460,15 +460,15 @@ def _canonical_ticket(front_text: str) -> dict[str, Any] | None:
     fresh copy: the caller edits it)."""
     from yoi import fastdump, fastschema, fastyaml
 
-    known = _MEMO.get((FRONT_MATTER, front_text))
+    known = remembered(FRONT_MATTER, front_text)
     if known is not None:
-        return _fresh(known)
+        return known
     plain = fastyaml.load(front_text)
     if plain is None or fastschema.is_valid("ticket", plain) is not True:
         return None
     if fastdump.dump(plain) != front_text:
         return None
-    _remember((FRONT_MATTER, front_text), plain)
+    remember(FRONT_MATTER, front_text, plain)
     return plain
 
 
@@ -487,21 +487,17 @@ _READ_AGAIN = frozenset({"workorder", "event"})
 
 def remember(kind: str, text: str, data: dict[str, Any]) -> None:
     """Note that ``text`` is the valid ``kind`` record ``data`` (a copy is kept)."""
-    _remember((kind, text), data)
+    if _MEMO_CHARS[0] + len(text) > _MEMO_MAX_CHARS:
+        _MEMO.clear()
+        _MEMO_CHARS[0] = 0
+    _MEMO[(kind, text)] = _fresh(data)
+    _MEMO_CHARS[0] += len(text)
 
 
 def remembered(kind: str, text: str) -> dict[str, Any] | None:
     """A fresh copy of the record ``text`` was noted to be, or None."""
     known = _MEMO.get((kind, text))
     return None if known is None else _fresh(known)
-
-
-def _remember(key: tuple[str, str], data: dict[str, Any]) -> None:
-    if _MEMO_CHARS[0] + len(key[1]) > _MEMO_MAX_CHARS:
-        _MEMO.clear()
-        _MEMO_CHARS[0] = 0
-    _MEMO[key] = _fresh(data)
-    _MEMO_CHARS[0] += len(key[1])
 
 
 def _fresh(data: dict[str, Any]) -> dict[str, Any]:
