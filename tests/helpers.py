@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
+
+import pytest
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
@@ -56,3 +59,19 @@ def user_state(repo: Path) -> tuple[str, str, bytes, str]:
         elif p.is_file():
             digest.update(f"F {rel}\n".encode() + p.read_bytes())
     return head, status, index, digest.hexdigest()
+
+
+def counted_fsyncs(monkeypatch: pytest.MonkeyPatch, *, failing: int | None = None) -> list[int]:
+    """Record the descriptor of every ``os.fsync`` from now on (the list returned); the
+    one of ``failing`` raises EIO instead and is not recorded."""
+    synced: list[int] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if fd == failing:
+            raise OSError(5, "injected EIO")
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced

@@ -21,6 +21,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from tests.helpers import counted_fsyncs
 from yoi import claims
 from yoi.claims import Claim, Claims, Lease
 from yoi.errors import FencedError, UsageError
@@ -445,14 +446,7 @@ def test_claim_writes_issue_no_fsync(store: Store, monkeypatch: pytest.MonkeyPat
     """The point of the rule above: taking and releasing a claim waits for no disk."""
     book = Claims(store, owner="me", lease_seconds=30)
     book.acquire("EVENT", "ev-0")  # the claims directory exists (made once, synced)
-    synced: list[int] = []
-    real = os.fsync
-
-    def counted(fd: int) -> None:
-        synced.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", counted)
+    synced = counted_fsyncs(monkeypatch)
     claim = book.acquire("EVENT", "ev-1")
     assert claim is not None
     assert book.release(book.heartbeat(claim))

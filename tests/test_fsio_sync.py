@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import counted_fsyncs
 from yoi import fsio
 
 
@@ -22,14 +23,7 @@ def close_all(files: list[tuple[int, str]]) -> None:
 
 def test_every_staged_file_is_synced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = staged(tmp_path, 5)
-    synced: list[int] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = counted_fsyncs(monkeypatch)
     fsio.sync_all_staged([fd for fd, _ in files])
     assert sorted(synced) == sorted(fd for fd, _ in files)
     close_all(files)
@@ -41,16 +35,7 @@ def test_the_first_error_is_raised_after_the_others_ran(
     files = staged(tmp_path, 4)
     fds = [fd for fd, _ in files]
     bad = fds[1]
-    synced: list[int] = []
-    real = os.fsync
-
-    def fsync(fd: int) -> None:
-        if fd == bad:
-            raise OSError(5, "injected EIO")
-        synced.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = counted_fsyncs(monkeypatch, failing=bad)
     with pytest.raises(OSError, match="injected EIO"):
         fsio.sync_all_staged(fds)
     assert sorted(synced) == sorted(fd for fd in fds if fd != bad)
