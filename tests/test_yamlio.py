@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scanner import Scanner
 
-from yoi import yamlio
+from yoi import yamlio, yamlrules
 from yoi.errors import InvalidRecordError, UsageError
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
@@ -488,11 +491,39 @@ def test_typed_elsewhere_remembers_a_bounded_number_of_answers(
 ) -> None:
     """The answers are kept by text (the engine asks the same ones again and again), at
     most ``_TYPED_MEMO_MAX`` of them, and a remembered answer is the alternation's."""
-    monkeypatch.setattr(yamlio, "_TYPED_MEMO", {})
-    monkeypatch.setattr(yamlio, "_TYPED_MEMO_MAX", 8)
+    monkeypatch.setattr(yamlrules, "_MEMO", {})
+    monkeypatch.setattr(yamlrules, "MEMO_MAX", 8)
     texts = [f"{n}" if n % 2 else f"{n}-x" for n in range(40)] * 2
     for text in texts:
         expected = any(r.match(text) for r in yamlio._TYPED_ELSEWHERE)
         assert yamlio._typed_elsewhere(text) is expected
-        assert len(yamlio._TYPED_MEMO) <= 8
-    assert yamlio._TYPED_MEMO  # kept
+        assert len(yamlrules._MEMO) <= 8
+    assert yamlrules._MEMO  # kept
+
+
+def test_the_resolver_copy_is_ruamels_table() -> None:
+    """``yamlrules.RESOLVERS`` (what the dumper quotes by, without importing ruamel.yaml)
+    is ruamel.yaml's own table of implicit resolvers: its patterns and flags, every tag
+    but ``str``. An upgrade of ruamel.yaml that changes them fails here."""
+    from ruamel.yaml.resolver import implicit_resolvers
+
+    theirs = [
+        (r.pattern, "x" if r.flags & re.X else "")
+        for _versions, tag, r, _first in implicit_resolvers
+        if not tag.endswith(":str")
+    ]
+    assert theirs == yamlrules.RESOLVERS
+
+
+def test_writing_a_record_does_not_import_ruamel() -> None:
+    """The fast writer answers its quoting questions without ruamel.yaml (a process that
+    writes records, as the engine does, does not pay for importing it)."""
+    code = (
+        "import sys\n"
+        "from yoi import fastdump\n"
+        "text = fastdump.dump({'a': 'yes', 'b': '2024-01-01', 'c': 'x\\ny\\n', 'd': ['1_000']})\n"
+        'assert text == "a: \\"yes\\"\\nb: \\"2024-01-01\\"\\nc: |\\n  x\\n  y\\n"'
+        ' "d:\\n  - \\"1_000\\"\\n", repr(text)\n'
+        "assert 'ruamel.yaml' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

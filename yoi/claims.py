@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,7 @@ from yoi.claims_records import (
     Clock,
     dump_record,
     format_time,
+    hostname,
     new_owner_id,
     parse_time,
     pid_alive,
@@ -125,7 +125,7 @@ class Claims:
             "lease_expires_at": format_time(claim.lease_expires_at),
             "heartbeat_at": format_time(now),
             "claim_version": claim.claim_version,
-            "host": socket.gethostname(),
+            "host": hostname(),
             "pid": os.getpid(),
             "acquired_at": acquired or format_time(now),
             "released": released,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import secrets
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +49,7 @@ def action(priority: int, text: str, command: str | None = None) -> dict[str, An
 
 def pause_id(reason: PauseReason, now: str) -> str:
     stamp = clock.compact(clock.parse_ts(now))
-    return f"pause-{stamp}-{reason.value.lower().replace('_', '-')}-{secrets.token_hex(3)}"
+    return f"pause-{stamp}-{reason.value.lower().replace('_', '-')}-{os.urandom(3).hex()}"
 
 
 def pause_state(

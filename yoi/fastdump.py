@@ -6,9 +6,9 @@ common case and gives up (None: the caller uses ``yamlio.dump``) on anything it 
 sure of: keys other than ``[A-Za-z_][A-Za-z0-9_-]*``, floats, tuples, round-trip
 objects, nested sequences, strings that need escapes, literal blocks
 that need a chomping or indentation indicator. Which strings are quoted is decided by
-``yamlio``'s own rules (a literal block when ``_literal_ok``, double quotes when a YAML
-1.1 or 1.2 reader would type the text as something else). ``tests/test_cache_dump.py``
-compares the two on hypothesis-generated and real records.
+``yamlio``'s own rules (``yamlrules``: a literal block when ``literal_ok``, double
+quotes when a YAML 1.1 or 1.2 reader would type the text as something else).
+``tests/test_cache_dump.py`` compares the two on hypothesis-generated and real records.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ def dump(data: Any) -> str | None:
     """``yamlio.dump(data)`` for a plain, non-empty mapping, or None when not sure."""
     if type(data) is not dict or not data:
         return None
-    from yoi import yamlio
+    from yoi import yamlrules as rules
 
-    writer = _Writer(yamlio._typed_elsewhere, yamlio._literal_ok, yamlio._not_literal().search)
+    writer = _Writer(rules.typed_elsewhere, rules.literal_ok, rules.not_literal().search)
     try:
         writer.mapping(data, 0, None)
     except (_NotMine, RecursionError):

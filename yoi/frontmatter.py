@@ -6,7 +6,7 @@ when the text has no front matter. A leading UTF-8 BOM is dropped and CRLF line 
 are read as LF (yoi writes LF, so a rewrite normalizes the file). Fence lines may carry
 trailing blanks. Only the first closing ``---`` ends the front matter; the body may hold
 more. One blank line after the closing fence is part of the layout
-(``yamlio.join_front_matter`` writes it), not of the body.
+(``join`` writes it), not of the body.
 """
 
 from __future__ import annotations
@@ -55,3 +55,10 @@ def _slow(rest: str) -> tuple[str, str] | None:
             return rest[:offset], body[1:] if body.startswith("\n") else body
         offset = line_end + 1
     return None
+
+
+def join(yaml_text: str, body: str) -> str:
+    """The inverse of ``split``: fences, YAML, a blank line, the body."""
+    if yaml_text and not yaml_text.endswith("\n"):
+        yaml_text += "\n"
+    return f"---\n{yaml_text}---\n" + (f"\n{body}" if body else "")

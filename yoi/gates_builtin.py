@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from yoi import fastdump, fastschema, schema, yamlio
+from yoi import fastdump, fastschema, schema, yamlrules
 from yoi.diazotroph import Execution
 from yoi.diazotroph_git import Policy
 from yoi.errors import YoiError
@@ -57,10 +57,14 @@ def _bundle_schema(run: _Run) -> tuple[str, str]:
         problems = [p.render() for p in schema.validate("output_bundle", bundle, "output_bundle")]
     if not problems:
         text = fastdump.dump(bundle)
-        size = len((yamlio.dump(bundle) if text is None else text).encode("utf-8"))
-        if size > yamlio.MAX_BYTES:
+        if text is None:
+            from yoi import yamlio
+
+            text = yamlio.dump(bundle)
+        size = len(text.encode("utf-8"))
+        if size > yamlrules.MAX_BYTES:
             problems.append(
-                f"the bundle is {size} bytes; records are read up to {yamlio.MAX_BYTES} bytes"
+                f"the bundle is {size} bytes; records are read up to {yamlrules.MAX_BYTES} bytes"
             )
         if bundle.get("runner_status") != run.ex.status.value:
             problems.append(f"runner_status {bundle.get('runner_status')} != {run.ex.status}")

@@ -8,7 +8,7 @@ set and the kick rules in ``orchestrate``.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -173,7 +173,7 @@ def since(records: Sequence[PlanRecord], kind: PlanKind, queued_at: str | None) 
 # ---- writing ---------------------------------------------------------------------------
 def new_record_id(kind: PlanKind, now: str) -> str:
     stamp = clock.compact(clock.parse_ts(now))
-    return f"plan-{stamp}-{kind.value.replace('_', '-')}-{secrets.token_hex(3)}"
+    return f"plan-{stamp}-{kind.value.replace('_', '-')}-{os.urandom(3).hex()}"
 
 
 def record_path(ticket_dir: Path, record_id: str) -> Path:

@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from yoi import yamlio
 from yoi.errors import YoiError
 from yoi.model import RunnerStatus
 from yoi.patching import NormalizedDiff, change_notes
@@ -152,6 +151,8 @@ def encode_content(patch: bytes) -> tuple[str, str]:
     back = fastyaml.load(fast) if fast is not None else None  # (None: not sure, ask ruamel)
     if isinstance(back, dict) and back.get("c") == text:
         return text, "utf-8"
+    from yoi import yamlio
+
     dumped = yamlio.dump({"c": text})
     try:
         back = yamlio.load_plain(dumped, path="<bundle>", max_bytes=len(dumped) * 4 + 1024)

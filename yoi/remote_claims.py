@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from yoi import claims
 from yoi import remote_git as rg
+from yoi.claims_records import hostname
 from yoi.errors import FencedError, GitError, UsageError
 from yoi.remote_git import RemoteError
 from yoi.remote_refs import ClaimRefs, Clock, claim_ref, default_margin
@@ -122,7 +122,7 @@ class RemoteClaimer(ClaimRefs):
             "lease_expires_at": claims.format_time(claim.lease_expires_at),
             "heartbeat_at": claims.format_time(now),
             "claim_version": claim.claim_version,
-            "host": socket.gethostname(),
+            "host": hostname(),
             "pid": os.getpid(),
             "acquired_at": claim.acquired_at,
             "released": released,

@@ -242,7 +242,7 @@ class Store:
         round-trip objects would (``tests/test_store.py``), in yoi's own layout, at a
         fraction of the cost. Any other front matter is loaded round-trip, so the
         comments and quoting a person chose survive the edit."""
-        from yoi import frontmatter, yamlio
+        from yoi import frontmatter
 
         tdir = path or self.ticket_dir(slug)
         file = tdir / TICKET_FILE
@@ -252,12 +252,16 @@ class Store:
         text = self.read_text(file, limit=MAX_TICKET_BYTES)
         parts = frontmatter.split(text)
         if parts is None:
+            from yoi import yamlio
+
             parts = yamlio.split_front_matter(text, path=rel)  # raises, with the reason
         front_text, body = parts
         if is_valid_slug(slug):
             plain = _canonical_ticket(front_text)
             if plain is not None:
                 return TicketDoc(Ticket.from_front(slug, tdir, plain, body), plain, body)
+        from yoi import yamlio  # ruamel.yaml: a front matter yoi did not write as it is
+
         try:
             front = yamlio.load_rt(front_text, path=rel, first_line=yamlio.FRONT_LINE)
         except yamlio.CommentLayoutError:

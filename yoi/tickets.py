@@ -42,29 +42,33 @@ def _check_text(what: str, text: str) -> str:
 
 
 def render_ticket(front: Any, body: str) -> str:
-    from yoi import yamlio  # ruamel.yaml: only when something is written
+    from yoi import frontmatter
 
-    return yamlio.join_front_matter(_front_text(front)[0], body)
+    return frontmatter.join(_front_text(front)[0], body)
 
 
 def _front_text(front: Any) -> tuple[str, bool]:
     """The front matter's YAML, and whether ``fastdump`` wrote it (plain data only, see
     Store.load_ticket; else ruamel)."""
-    from yoi import fastdump, yamlio
+    from yoi import fastdump
 
     text = fastdump.dump(front)
-    return (yamlio.dump(front), False) if text is None else (text, True)
+    if text is not None:
+        return text, True
+    from yoi import yamlio  # ruamel.yaml: only for what the fast writer is not sure of
+
+    return yamlio.dump(front), False
 
 
 def write_ticket(tx: Transaction, tdir: Path, front: Any, body: str) -> None:
-    from yoi import schema, store, yamlio
+    from yoi import frontmatter, schema, store, yamlrules
 
-    plain = yamlio.to_plain(front)
+    plain = yamlrules.to_plain(front)
     vouched = schema.check("ticket", plain, tx.store.rel(tdir / TICKET_FILE))
     text, fast = _front_text(front)
     if vouched and fast:  # the engine loads it again to conclude the run
         store.remember(store.FRONT_MATTER, text, plain)
-    tx.write_text(tdir / TICKET_FILE, yamlio.join_front_matter(text, body))
+    tx.write_text(tdir / TICKET_FILE, frontmatter.join(text, body))
 
 
 def append_entry(tx: Transaction, tdir: Path, entry: Entry, title: str = "") -> None:

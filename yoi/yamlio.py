@@ -25,10 +25,8 @@ control characters are escaped in double quotes; a multi-line string is a litera
 
 from __future__ import annotations
 
-import functools
 import io
 import re
-from collections.abc import Mapping
 from typing import Any, TypedDict, Unpack
 
 from ruamel.yaml import YAML
@@ -48,9 +46,9 @@ from ruamel.yaml.parser import Parser, RoundTripParser
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.resolver import VersionedResolver, implicit_resolvers
-from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.scanner import RoundTripScanner, Scanner
 
+from yoi import frontmatter, yamlrules
 from yoi.errors import InvalidRecordError, Problem
 
 __all__ = [
@@ -65,29 +63,17 @@ __all__ = [
     "to_plain",
 ]
 
-MAX_BYTES = 1 << 20
+MAX_BYTES = yamlrules.MAX_BYTES
 MAX_DEPTH = 64
 _YAML_TAG = "tag:yaml.org,2002:"
 
 # ----------------------------------------------------------------------------- resolver
 
-_CORE_SCHEMA: list[tuple[str, str, str]] = [
-    ("null", r"~|null|Null|NULL|", "~nN"),
-    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
-    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
-    (
-        "float",
-        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
-        "-+0123456789.",
-    ),
-]
-
 
 def _core_table() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     table: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
-    for name, pattern, firsts in _CORE_SCHEMA:
-        entry = (_YAML_TAG + name, re.compile(rf"\A(?:{pattern})\Z"))
+    for name, pattern, firsts in yamlrules.CORE_SCHEMA:
+        entry = (_YAML_TAG + name, re.compile(yamlrules.core_pattern(pattern)))
         for first in [*firsts, *([""] if name == "null" else [])]:
             table.setdefault(first, []).append(entry)
     return table
@@ -105,50 +91,16 @@ class _CoreResolver(VersionedResolver):
         return _CORE_TABLE
 
 
-# Anything a YAML 1.1 or 1.2 reader (ruamel's or ours) types as non-string gets quoted.
+# Anything a YAML 1.1 or 1.2 reader (ruamel's or ours) types as non-string gets quoted
+# (``yamlrules``, which holds a copy of ruamel's table: tests/test_yamlio.py holds
+# ``_typed_elsewhere`` equal to matching each of these in turn).
 _TYPED_ELSEWHERE = [
     regexp for _versions, tag, regexp, _first in implicit_resolvers if not tag.endswith(":str")
 ] + [regexp for entries in _CORE_TABLE.values() for _tag, regexp in entries]
-
-
-def _scoped(regexp: Any) -> str:  # a re.Pattern, or ruamel's LazyEval of one
-    """``regexp`` as a group that keeps its own flags inside a larger pattern."""
-    flags = "".join(
-        f for flag, f in ((re.X, "x"), (re.I, "i"), (re.S, "s"), (re.M, "m")) if regexp.flags & flag
-    )
-    return f"(?{flags}:{regexp.pattern})" if flags else f"(?:{regexp.pattern})"
-
-
-# One pass instead of one ``match`` per resolver: the alternation matches at the start
-# exactly when one of its members does (tests/test_yamlio.py holds them equal). Compiled
-# on first use, like ruamel's own resolvers it is made of: compiling them all costs a
-# process more than importing ruamel.yaml (~150 M instructions), and a command that only
-# reads records never needs them.
-@functools.cache
-def _typed_elsewhere_one() -> re.Pattern[str]:
-    return re.compile("|".join(_scoped(r) for r in _TYPED_ELSEWHERE))
-
-
-# Every resolver above matches only text that is empty or starts with one of these
-# (tests/test_yamlio.py checks each character): most strings are answered without a match.
-_TYPED_FIRST = frozenset("~nNtTfFyYoO0123456789+-._!&*<=\n")
-
-
-# Answers of the alternation by text: the engine asks it ~400 times per run, mostly of the
-# same keys, ids and timestamps (over nine in ten asked before). Bounded: cleared when full.
-_TYPED_MEMO: dict[str, bool] = {}
-_TYPED_MEMO_MAX = 1 << 16
-
-
-def _typed_elsewhere(text: str) -> bool:
-    if text and text[0] not in _TYPED_FIRST:
-        return False
-    known = _TYPED_MEMO.get(text)
-    if known is None:
-        if len(_TYPED_MEMO) >= _TYPED_MEMO_MAX:
-            _TYPED_MEMO.clear()
-        known = _TYPED_MEMO[text] = _typed_elsewhere_one().match(text) is not None
-    return known
+_TYPED_FIRST = yamlrules.TYPED_FIRST
+_typed_elsewhere = yamlrules.typed_elsewhere
+_not_literal = yamlrules.not_literal
+_literal_ok = yamlrules.literal_ok
 
 
 # ------------------------------------------------------------------------ strict parser
@@ -393,40 +345,10 @@ FRONT_LINE = 2  # a front matter's YAML begins after the file's opening '---' li
 load = load_rt
 
 
-def to_plain(obj: Any) -> Any:
-    """Round-trip objects (and their scalar subclasses) as plain JSON-like values."""
-    if isinstance(obj, Mapping):
-        return {to_plain(key): to_plain(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_plain(item) for item in obj]
-    if isinstance(obj, bool | ScalarBoolean):
-        return bool(obj)
-    if isinstance(obj, str):
-        return str(obj)
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return float(obj)
-    return obj
+to_plain = yamlrules.to_plain
 
 
 # ---------------------------------------------------------------------------- dumping
-
-
-@functools.cache
-def _not_literal() -> re.Pattern[str]:
-    """What a literal block cannot hold (compiled on first use: see above)."""
-    return re.compile(
-        "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-    )
-
-
-def _literal_ok(text: str) -> bool:
-    """A literal block (``|``) reproduces ``text`` exactly."""
-    if "\n" not in text or not text.strip() or _not_literal().search(text):
-        return False
-    lines = text.split("\n")
-    return not any(line != line.rstrip(" ") for line in lines) and not text[0].isspace()
 
 
 class _Representer(RoundTripRepresenter):
@@ -499,8 +421,4 @@ def split_front_matter(text: str, *, path: str) -> tuple[str, str]:
     )
 
 
-def join_front_matter(yaml_text: str, body: str) -> str:
-    """The inverse of ``split_front_matter``: fences, YAML, a blank line, the body."""
-    if yaml_text and not yaml_text.endswith("\n"):
-        yaml_text += "\n"
-    return f"---\n{yaml_text}---\n" + (f"\n{body}" if body else "")
+join_front_matter = frontmatter.join
