@@ -527,3 +527,19 @@ def test_writing_a_record_does_not_import_ruamel() -> None:
         "assert 'ruamel.yaml' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_non_printable_set_is_the_complement_of_yamls_printable_one() -> None:
+    """``not_literal`` (and fastyaml's ``_BAD_CHARS``, the same set) match exactly the
+    code points outside what a literal block may hold: the line feed, printable ASCII,
+    and the printable ranges of YAML 1.2 without C1 controls, U+2028/2029 and the BOM."""
+    from yoi import fastyaml
+
+    allowed = re.compile(
+        "[\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    )
+    for code in range(0x110000):
+        char = chr(code)
+        expected = allowed.match(char) is None
+        assert (yamlrules.not_literal().match(char) is None) is not expected, hex(code)
+        assert (fastyaml._BAD_CHARS.match(char) is None) is not expected, hex(code)

@@ -30,9 +30,8 @@ from typing import Any
 MAX_CHARS = 256 * 1024
 MAX_DEPTH = 16
 
-_BAD_CHARS = re.compile(
-    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+# YAML's non-printable characters but the line feed (yamlrules.not_literal: one set).
+_BAD_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WORDS = frozenset(
     {
