@@ -27,11 +27,14 @@ import re
 from sys import intern
 from typing import Any
 
+from yoi.yamlrules import not_literal
+
 MAX_CHARS = 256 * 1024
 MAX_DEPTH = 16
 
-# YAML's non-printable characters but the line feed (yamlrules.not_literal: one set).
-_BAD_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+# YAML's non-printable characters but the line feed: what a literal block cannot hold,
+# and what this reader leaves to ruamel (one compiled pattern for both).
+_BAD_CHARS = not_literal()
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 _WORDS = frozenset(
     {
