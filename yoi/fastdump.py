@@ -39,6 +39,17 @@ def dump(data: Any) -> str | None:
     return "".join(writer.out)
 
 
+def text(data: Any) -> tuple[str, bool]:
+    """``yamlio.dump(data)``'s text, and whether this writer made it (True) or ruamel's
+    emitter did (False: ruamel.yaml is imported only then)."""
+    fast = dump(data)
+    if fast is not None:
+        return fast, True
+    from yoi import yamlio
+
+    return yamlio.dump(data), False
+
+
 class _Writer:
     def __init__(
         self,

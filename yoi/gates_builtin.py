@@ -56,12 +56,7 @@ def _bundle_schema(run: _Run) -> tuple[str, str]:
     if fastschema.is_valid("output_bundle", bundle) is not True:  # jsonschema words it
         problems = [p.render() for p in schema.validate("output_bundle", bundle, "output_bundle")]
     if not problems:
-        text = fastdump.dump(bundle)
-        if text is None:
-            from yoi import yamlio
-
-            text = yamlio.dump(bundle)
-        size = len(text.encode("utf-8"))
+        size = len(fastdump.text(bundle)[0].encode("utf-8"))
         if size > yamlrules.MAX_BYTES:
             problems.append(
                 f"the bundle is {size} bytes; records are read up to {yamlrules.MAX_BYTES} bytes"

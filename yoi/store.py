@@ -360,12 +360,8 @@ class Transaction:
         from yoi import fastdump
 
         vouched = check(kind, data, self.store.rel(path))
-        text = fastdump.dump(data)
-        if text is None:
-            from yoi import yamlio
-
-            text = yamlio.dump(data)
-        elif vouched and kind in _READ_AGAIN:
+        text, fast = fastdump.text(data)
+        if fast and vouched and kind in _READ_AGAIN:
             remember(kind, text, data)
         return self.write_text(path, text, create=create)
 

@@ -42,30 +42,17 @@ def _check_text(what: str, text: str) -> str:
 
 
 def render_ticket(front: Any, body: str) -> str:
-    from yoi import frontmatter
+    from yoi import fastdump, frontmatter
 
-    return frontmatter.join(_front_text(front)[0], body)
-
-
-def _front_text(front: Any) -> tuple[str, bool]:
-    """The front matter's YAML, and whether ``fastdump`` wrote it (plain data only, see
-    Store.load_ticket; else ruamel)."""
-    from yoi import fastdump
-
-    text = fastdump.dump(front)
-    if text is not None:
-        return text, True
-    from yoi import yamlio  # ruamel.yaml: only for what the fast writer is not sure of
-
-    return yamlio.dump(front), False
+    return frontmatter.join(fastdump.text(front)[0], body)
 
 
 def write_ticket(tx: Transaction, tdir: Path, front: Any, body: str) -> None:
-    from yoi import frontmatter, schema, store, yamlrules
+    from yoi import fastdump, frontmatter, schema, store, yamlrules
 
     plain = yamlrules.to_plain(front)
     vouched = schema.check("ticket", plain, tx.store.rel(tdir / TICKET_FILE))
-    text, fast = _front_text(front)
+    text, fast = fastdump.text(front)  # plain data only (see Store.load_ticket); else ruamel
     if vouched and fast:  # the engine loads it again to conclude the run
         store.remember(store.FRONT_MATTER, text, plain)
     tx.write_text(tdir / TICKET_FILE, frontmatter.join(text, body))
