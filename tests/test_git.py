@@ -10,7 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 
@@ -723,7 +723,10 @@ def test_checkout_runs_no_external_filter_driver(base_repo: Path, tmp_path: Path
     assert not sentinel.exists()
 
 
-def _diff_in_child(repo: str, base: str, new: str, out: multiprocessing.Queue[bytes]) -> None:
+def _diff_in_child(
+    repo: str, base: str, new: str, go: Any, out: multiprocessing.Queue[bytes]
+) -> None:
+    go.wait(60)  # every child starts creating at once: the race the lock must settle
     out.put(Repo.open(repo).diff_trees(base, new).patch)
 
 
@@ -739,8 +742,10 @@ def test_the_diff_repository_is_made_once_kept_and_remade_when_changed(
     # several processes make it at once: one wins, all get the same canonical diff
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue[bytes] = ctx.Queue()
+    go = ctx.Barrier(6)
     procs = [
-        ctx.Process(target=_diff_in_child, args=(str(base_repo), base, new, out)) for _ in range(4)
+        ctx.Process(target=_diff_in_child, args=(str(base_repo), base, new, go, out))
+        for _ in range(6)
     ]
     for p in procs:
         p.start()
@@ -750,12 +755,49 @@ def test_the_diff_repository_is_made_once_kept_and_remade_when_changed(
     expected = repo.diff_trees(base, new).patch
     assert patches == {expected} and b"a/README.md" in expected
     assert (home / "diff.git" / "HEAD").is_file()
-    assert not [p for p in home.parent.iterdir() if p.name.startswith(".diff-")]
+    assert not [p for p in home.parent.iterdir() if p.name.startswith(".diff-")]  # none set aside
     assert set(Path("/tmp").glob("yoi-diff-*")) == tmp_before  # nothing left in /tmp
     # a changed config is not trusted: the repository is made again
     git(home / "diff.git", "config", "diff.noprefix", "true")
     assert Repo.open(base_repo).diff_trees(base, new).patch == expected
     assert git(home / "diff.git", "config", "diff.noprefix").strip() == "false"
+
+
+def test_creators_of_the_diff_repository_take_turns(
+    base_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process making the diff repository waits while another holds ``diff.lock``, then
+    uses the repository that one made instead of setting it aside as broken."""
+    import contextlib
+
+    from yoi import git as yoi_git
+    from yoi import slots
+
+    (base_repo / "README.md").write_text("changed\n")
+    new = commit_all(base_repo, "change")
+    base = Repo.open(base_repo).tree_of(f"{new}~1")
+    cache_dir = base_repo / ".git" / "yoi" / "cache"
+    cache_dir.mkdir(parents=True)
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue[bytes] = ctx.Queue()
+    go = ctx.Barrier(2)
+    with slots.held(cache_dir / "diff.lock"):
+        child = ctx.Process(target=_diff_in_child, args=(str(base_repo), base, new, go, out))
+        child.start()
+        go.wait(60)
+        with pytest.raises(queue.Empty):
+            out.get(timeout=1.5)  # still waiting for the lock
+        assert not (cache_dir / "diff").exists()
+        # this process makes it meanwhile (the lock it holds stands in for its own turn)
+        with monkeypatch.context() as m:
+            m.setattr(slots, "held", lambda _path: contextlib.nullcontext())
+            yoi_git._DiffRepo(base_repo / ".git" / "objects", cache_dir)
+        made = (cache_dir / "diff").stat().st_ino
+    patch = out.get(timeout=60)
+    child.join(timeout=60)
+    assert b"a/README.md" in patch and (cache_dir / "diff" / "diff.git" / "HEAD").is_file()
+    assert (cache_dir / "diff").stat().st_ino == made  # used, not set aside and made again
+    assert not [p for p in cache_dir.iterdir() if p.name.startswith(".diff-")]
 
 
 def test_changed_entries_give_the_policy_of_the_whole_trees(base_repo: Path) -> None:

@@ -877,8 +877,8 @@ class _DiffRepo:
     """A bare repository of yoi's own that reads the user's objects through an alternate,
     with its own config, so the diff text never depends on the user's settings. It lives
     under ``<git-common-dir>/yoi/cache/diff/`` and is made once (in a temporary directory,
-    then renamed into place: a race or a crash leaves either the finished repository or
-    nothing); one that does not carry exactly ``_DIFF_CONFIG`` is made again.
+    then renamed into place under a lock: a race or a crash leaves either the finished
+    repository or nothing); one that does not carry exactly ``_DIFF_CONFIG`` is made again.
 
     libgit2 walks every entry of both trees to diff them, even subtrees they share (about
     0.1 s for one changed file among the 50,000 of a store of 10,000 tickets). So the
@@ -929,28 +929,31 @@ class _DiffRepo:
 
     @classmethod
     def _create(cls, home: Path, root: Path) -> None:
+        """Make the repository unless another process has: creators take turns under
+        ``diff.lock``, so a finished repository is never set aside by a racing one."""
         with _git_errors(f"cannot create the diff repository in {root}"):
             home.mkdir(parents=True, exist_ok=True)
-            now = time.time()
-            for old in home.glob(".diff-*"):
-                with contextlib.suppress(OSError):
-                    if now - old.lstat().st_mtime > cls.STALE_S:
-                        shutil.rmtree(old)
-            tmp = Path(tempfile.mkdtemp(prefix=".diff-", dir=home))
-            try:
-                (tmp / "noattributes").write_bytes(b"")
-                pygit2.init_repository(str(tmp / "diff.git"), bare=True)
-                repo = pygit2.Repository(str(tmp / "diff.git"))
-                for key, value in _DIFF_CONFIG.items():
-                    repo.config[key] = value
-                repo.config["core.attributesFile"] = str(root / "noattributes")
-                if cls._open(root) is None:  # (another process may have made one meanwhile)
+            with slots.held(home / "diff.lock"):
+                if cls._open(root) is not None:  # made while this process waited
+                    return
+                now = time.time()
+                for old in home.glob(".diff-*"):
                     with contextlib.suppress(OSError):
-                        if root.exists():  # unusable: set aside, swept later as .diff-*
-                            os.rename(root, home / f".diff-broken-{os.urandom(4).hex()}")
-                        os.rename(tmp, root)  # loses to a concurrent creator: fine
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                        if now - old.lstat().st_mtime > cls.STALE_S:
+                            shutil.rmtree(old)
+                tmp = Path(tempfile.mkdtemp(prefix=".diff-", dir=home))
+                try:
+                    (tmp / "noattributes").write_bytes(b"")
+                    pygit2.init_repository(str(tmp / "diff.git"), bare=True)
+                    repo = pygit2.Repository(str(tmp / "diff.git"))
+                    for key, value in _DIFF_CONFIG.items():
+                        repo.config[key] = value
+                    repo.config["core.attributesFile"] = str(root / "noattributes")
+                    if root.exists():  # unusable (checked above): set aside, swept later
+                        os.rename(root, home / f".diff-broken-{os.urandom(4).hex()}")
+                    os.rename(tmp, root)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
 
     def diff(self, base_tree: str, new_tree: str, changes: Changes | None = None) -> NormalizedDiff:
         with _git_errors(f"cannot diff {base_tree[:12]}..{new_tree[:12]}"):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,3 +40,15 @@ def claim(home: Path) -> Slot:
 def release(slot: Slot) -> None:
     with contextlib.suppress(OSError):
         os.close(slot.fd)
+
+
+@contextmanager
+def held(lock_path: Path) -> Iterator[None]:
+    """Hold ``lock_path``'s ``flock`` (waiting for it) for the block: a short critical
+    section between processes that the kernel ends on any exit, kill -9 included."""
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
