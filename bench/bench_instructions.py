@@ -65,9 +65,20 @@ def counted(
     return int(found.group(1)), proc.stdout.decode().strip()
 
 
+def _is_binary(path: str) -> bool:
+    """``path`` (links followed) is an executable file, not a script."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 def engine(repo: Path, work: Path) -> int:
-    # the interpreter itself, not a wrapper script (a pyenv shim would be counted instead)
-    python = os.path.realpath(PY)
+    # the interpreter itself, not a wrapper script (a pyenv shim would be counted instead);
+    # a virtual environment's python (a link to the interpreter) is kept as it is, since
+    # the interpreter finds the environment's packages through the path it was started by
+    python = PY if _is_binary(PY) else os.path.realpath(PY)
     return counted([python, *yoi("engine", "run")[1:]], repo, work / "engine.out")[0]
 
 
