@@ -95,14 +95,24 @@ class Claims:
         if lease_seconds is None:
             lease_seconds = float(store.config()["engine"]["lease_seconds"])
         self.lease_seconds = float(lease_seconds)
+        self._paths: dict[tuple[str, str], Path] = {}
 
     # ---- records -----------------------------------------------------------------
     def path(self, resource_type: str, resource_id: str) -> Path:
+        key = (resource_type, resource_id)
+        known = self._paths.get(key)
+        if known is not None:  # (a run asks for its claim's path several times)
+            return known
         if resource_type not in RESOURCE_TYPES:
             raise UsageError(f"unknown claim type '{resource_type}'; valid: EVENT, WORKORDER")
         if not _ID_RE.match(resource_id):
             raise UsageError(f"'{resource_id}' is not a valid record id to claim")
-        return self.store.runtime(CLAIMS_DIR) / f"{resource_type}-{resource_id}.yaml"
+        if len(self._paths) >= 1024:
+            self._paths.clear()
+        path = self._paths[key] = (
+            self.store.runtime(CLAIMS_DIR) / f"{resource_type}-{resource_id}.yaml"
+        )
+        return path
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         return read_record(self.path(resource_type, resource_id))

@@ -196,6 +196,7 @@ class Repo:
     def __init__(self, repo: pygit2.Repository):
         self._repo = repo
         self._differ: _DiffRepo | None = None
+        self._common_dir: Path | None = None
 
     @classmethod
     def open(cls, path: Path | str) -> Repo:
@@ -225,11 +226,15 @@ class Repo:
 
     @property
     def common_dir(self) -> Path:
-        """The git common dir, shared by every linked worktree of the repository."""
-        marker = self.git_dir / "commondir"
-        if marker.is_file():
-            return (self.git_dir / marker.read_text().strip()).resolve()
-        return self.git_dir.resolve()
+        """The git common dir, shared by every linked worktree of the repository (found
+        once per handle: ``open`` makes a new handle for a git dir replaced under it)."""
+        if self._common_dir is None:
+            marker = self.git_dir / "commondir"
+            if marker.is_file():
+                self._common_dir = (self.git_dir / marker.read_text().strip()).resolve()
+            else:
+                self._common_dir = self.git_dir.resolve()
+        return self._common_dir
 
     # -- reading ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from yoi import fsio
 from yoi.errors import InvalidRecordError, LockTimeoutError, NotFoundError, Problem
@@ -68,6 +68,9 @@ class Store:
         self._yoi_text = str(self.yoi_dir)
         self._lock: Any = None
         self._config: dict[str, Any] | None = None
+        # paths joined once (an engine asks for the same few many times a ticket)
+        self._runtime_paths: dict[tuple[str, ...], Path] = {}
+        self._ticket_paths: dict[tuple[str, str], Path] = {}
 
     @classmethod
     def discover(cls, start: Path | None = None) -> Store:
@@ -85,7 +88,9 @@ class Store:
             return text
 
     def runtime(self, *parts: str) -> Path:
-        path = self.runtime_dir.joinpath(*parts)
+        path = self._runtime_paths.get(parts)
+        if path is None:
+            path = _remember(self._runtime_paths, parts, self.runtime_dir.joinpath(*parts))
         if not os.path.isdir(path):
             path.mkdir(parents=True, exist_ok=True)
         return path
@@ -122,8 +127,11 @@ class Store:
 
     def ticket_dir(self, slug: str) -> Path:
         for bucket in BUCKETS:
-            path = self.tickets_dir / bucket / slug
-            if path.is_dir():
+            path = self._ticket_paths.get((bucket, slug))
+            if path is None:
+                path = self.tickets_dir / bucket / slug
+                _remember(self._ticket_paths, (bucket, slug), path)
+            if os.path.isdir(path):
                 return path
         raise NotFoundError(
             f"no ticket '{slug}'", hint="`yoi ticket list --state all` shows every ticket"
@@ -492,6 +500,17 @@ def remember(kind: str, text: str, data: dict[str, Any]) -> None:
         _MEMO_CHARS[0] = 0
     _MEMO[(kind, text)] = _fresh(data)
     _MEMO_CHARS[0] += len(text)
+
+
+_K = TypeVar("_K")
+
+
+def _remember(memo: dict[_K, Path], key: _K, path: Path) -> Path:
+    """``memo[key] = path`` in a memo of at most a few thousand entries."""
+    if len(memo) >= 4096:
+        memo.clear()
+    memo[key] = path
+    return path
 
 
 def remembered(kind: str, text: str) -> dict[str, Any] | None:
