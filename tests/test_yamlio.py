@@ -468,18 +468,18 @@ def test_fuzz_corpus_yaml_raises_only_documented_errors(sample: Path) -> None:
 def test_typed_elsewhere_is_the_any_of_every_resolver(text: str) -> None:
     """The single alternation answers as matching each resolver in turn would."""
     expected = any(r.match(text) for r in yamlio._TYPED_ELSEWHERE)
-    assert yamlio._typed_elsewhere(text) is expected
+    assert yamlrules.typed_elsewhere(text) is expected
 
 
 def test_only_the_listed_first_characters_can_be_typed() -> None:
-    """The first-character filter of ``_typed_elsewhere`` never hides a typed scalar: no
+    """The first-character filter of ``typed_elsewhere`` never hides a typed scalar: no
     resolver matches text that starts with any other character (each printable ASCII
     character and a sample beyond, followed by what could complete a match)."""
     words = ["rue", "alse", "ull", "es", "o", "n", "ff", "RUE", "ALSE", "ULL", "ES", "O", "N", "FF"]
     tails = ["", "0", "1", "e5", ".5", "_", ":30", "-01-01", "x1F", "b1", "o7", "inf", *words]
     firsts = [chr(c) for c in range(0, 0x3100)] + ["\U0001f600"]
     for first in firsts:
-        if first in yamlio._TYPED_FIRST:
+        if first in yamlrules.TYPED_FIRST:
             continue
         for tail in tails:
             text = first + tail
@@ -496,7 +496,7 @@ def test_typed_elsewhere_remembers_a_bounded_number_of_answers(
     texts = [f"{n}" if n % 2 else f"{n}-x" for n in range(40)] * 2
     for text in texts:
         expected = any(r.match(text) for r in yamlio._TYPED_ELSEWHERE)
-        assert yamlio._typed_elsewhere(text) is expected
+        assert yamlrules.typed_elsewhere(text) is expected
         assert len(yamlrules._MEMO) <= 8
     assert yamlrules._MEMO  # kept
 

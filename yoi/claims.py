@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yoi import fsio, schema
+from yoi import bounded, fsio, schema
 from yoi.claims_admin import ClaimInfo, held, list_claims, release_by_name, stale_claims
 from yoi.claims_records import (
     CLAIMS_DIR,
@@ -107,12 +107,8 @@ class Claims:
             raise UsageError(f"unknown claim type '{resource_type}'; valid: EVENT, WORKORDER")
         if not _ID_RE.match(resource_id):
             raise UsageError(f"'{resource_id}' is not a valid record id to claim")
-        if len(self._paths) >= 1024:
-            self._paths.clear()
-        path = self._paths[key] = (
-            self.store.runtime(CLAIMS_DIR) / f"{resource_type}-{resource_id}.yaml"
-        )
-        return path
+        path = self.store.runtime(CLAIMS_DIR) / f"{resource_type}-{resource_id}.yaml"
+        return bounded.put(self._paths, key, path, 1024)
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         return read_record(self.path(resource_type, resource_id))

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from yoi import bounded, fsio, schema
 from yoi import clock as yclock
-from yoi import fsio, schema
 
 Clock = Callable[[], float]  # seconds since the epoch
 
@@ -124,9 +124,7 @@ def read_record(path: Path) -> dict[str, Any] | None:
         record = yamlio.load_plain(text, path=str(path))
     schema.check("claim_record", record, str(path))
     assert isinstance(record, dict)
-    if len(_READ) >= 256:
-        _READ.clear()
-    _READ[data] = dict(record)
+    bounded.put(_READ, data, dict(record), 256)
     return record
 
 

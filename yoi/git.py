@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from yoi import cache, slots
+from yoi import bounded, cache, slots
 from yoi.errors import ConflictError, GitError, PatchError, YoiError
 from yoi.patching import FileChange, NormalizedDiff, quote_spaced_names
 from yoi.paths import STORE_DIR
@@ -139,17 +139,7 @@ class WorktreeInfo:
 
 _TRACKED: dict[str, tuple[str, ...]] = {}  # tree id -> tracked_files (immutable per id)
 _OPENED: dict[str, tuple[tuple[int, int], Repo]] = {}  # git dir -> (its identity, handle)
-_MEMO_MAX = 16  # entries per process-wide memo of this module (emptied when full)
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-def _remember(memo: dict[_K, _V], key: _K, value: _V) -> _V:
-    """Keep ``value`` under ``key`` in a bounded process-wide memo; return it."""
-    if len(memo) >= _MEMO_MAX:
-        memo.clear()
-    memo[key] = value
-    return value
+_MEMO_MAX = 16  # entries per process-wide memo of this module (``bounded.put``)
 
 
 TreeEntry = tuple[str, int, str]  # a non-tree entry of a tree: (path, mode, id)
@@ -214,7 +204,9 @@ class Repo:
             held = _OPENED.get(found)
             if held is not None and held[0] == identity:
                 return held[1]
-            return _remember(_OPENED, found, (identity, cls(pygit2.Repository(found))))[1]
+            return bounded.put(
+                _OPENED, found, (identity, cls(pygit2.Repository(found))), _MEMO_MAX
+            )[1]
 
     @property
     def workdir(self) -> Path | None:
@@ -314,12 +306,12 @@ class Repo:
         path = self.common_dir / "yoi" / cache.CACHE_DIR / "tracked-files.bin"
         kept = cache.load(path)
         if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == key:
-            return _remember(_TRACKED, key, kept[1])
+            return bounded.put(_TRACKED, key, kept[1], _MEMO_MAX)
         found = self._tracked_from(kept, tree) if isinstance(kept, tuple) else None
         if found is None:
             found = self._all_tracked(key)
         cache.save(path, (key, found))
-        return _remember(_TRACKED, key, found)
+        return bounded.put(_TRACKED, key, found, _MEMO_MAX)
 
     def _all_tracked(self, tree: str) -> tuple[str, ...]:
         """Every blob path of ``tree``, sorted, read in full: as `git ls-tree -r -z` lists

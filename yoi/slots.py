@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def claim(home: Path) -> Slot:
     """The first free slot under ``home`` (made if needed); ``OSError`` if all are held."""
     home.mkdir(parents=True, exist_ok=True)
     for n in range(MAX_SLOTS):
-        fd = os.open(home / f"{n}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _open_lock(home / f"{n}.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -42,13 +41,17 @@ def release(slot: Slot) -> None:
         os.close(slot.fd)
 
 
-@contextmanager
+@contextlib.contextmanager
 def held(lock_path: Path) -> Iterator[None]:
     """Hold ``lock_path``'s ``flock`` (waiting for it) for the block: a short critical
     section between processes that the kernel ends on any exit, kill -9 included."""
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open_lock(lock_path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from yoi import fsio
+from yoi import bounded, fsio
 from yoi.errors import InvalidRecordError, LockTimeoutError, NotFoundError, Problem
 from yoi.model import Ticket
 from yoi.paths import Layout, discover
@@ -39,6 +39,7 @@ MAX_THREAD_BYTES = 8 * 1024 * 1024
 MAX_RECORD_BYTES = 20 * 1024 * 1024
 LOCK_TIMEOUT_S = float(os.environ.get("YOI_LOCK_TIMEOUT", "60"))
 LOCK_POLL_S = 0.002
+_PATHS_MAX = 4096  # entries of each of a store's path memos
 
 CONFIG_DEFAULTS: dict[str, Any] = {
     "capacity": 1,
@@ -90,7 +91,9 @@ class Store:
     def runtime(self, *parts: str) -> Path:
         path = self._runtime_paths.get(parts)
         if path is None:
-            path = _remember(self._runtime_paths, parts, self.runtime_dir.joinpath(*parts))
+            path = bounded.put(
+                self._runtime_paths, parts, self.runtime_dir.joinpath(*parts), _PATHS_MAX
+            )
         if not os.path.isdir(path):
             path.mkdir(parents=True, exist_ok=True)
         return path
@@ -129,8 +132,9 @@ class Store:
         for bucket in BUCKETS:
             path = self._ticket_paths.get((bucket, slug))
             if path is None:
-                path = self.tickets_dir / bucket / slug
-                _remember(self._ticket_paths, (bucket, slug), path)
+                path = bounded.put(
+                    self._ticket_paths, (bucket, slug), self.tickets_dir / bucket / slug, _PATHS_MAX
+                )
             if os.path.isdir(path):
                 return path
         raise NotFoundError(
@@ -268,7 +272,7 @@ class Store:
             plain = _canonical_ticket(front_text)
             if plain is not None:
                 return TicketDoc(Ticket.from_front(slug, tdir, plain, body), plain, body)
-        from yoi import yamlio  # ruamel.yaml: a front matter yoi did not write as it is
+        from yoi import schema, yamlio  # ruamel.yaml: a front matter yoi did not write as is
 
         try:
             front = yamlio.load_rt(front_text, path=rel, first_line=yamlio.FRONT_LINE)
@@ -277,7 +281,7 @@ class Store:
                 raise
             front = yamlio.load_plain(front_text, path=rel, first_line=yamlio.FRONT_LINE)
         plain = yamlio.to_plain(front)
-        check("ticket", plain, rel)
+        schema.check("ticket", plain, rel)
         if not is_valid_slug(slug):
             raise InvalidRecordError(rel, [Problem(rel, "", f"'{slug}' is not a valid slug")])
         return TicketDoc(Ticket.from_front(slug, tdir, plain, body), front, body)
@@ -365,9 +369,9 @@ class Transaction:
         """Validate ``data`` against its schema, then queue the write (the text is what
         ``yamlio.dump`` gives; ``fastdump`` writes the common records without ruamel's
         emitter)."""
-        from yoi import fastdump
+        from yoi import fastdump, schema
 
-        vouched = check(kind, data, self.store.rel(path))
+        vouched = schema.check(kind, data, self.store.rel(path))
         text, fast = fastdump.text(data)
         if fast and vouched and kind in _READ_AGAIN:
             remember(kind, text, data)
@@ -502,17 +506,6 @@ def remember(kind: str, text: str, data: dict[str, Any]) -> None:
     _MEMO_CHARS[0] += len(text)
 
 
-_K = TypeVar("_K")
-
-
-def _remember(memo: dict[_K, Path], key: _K, path: Path) -> Path:
-    """``memo[key] = path`` in a memo of at most a few thousand entries."""
-    if len(memo) >= 4096:
-        memo.clear()
-    memo[key] = path
-    return path
-
-
 def remembered(kind: str, text: str) -> dict[str, Any] | None:
     """A fresh copy of the record ``text`` was noted to be, or None."""
     known = _MEMO.get((kind, text))
@@ -531,15 +524,3 @@ def _copy(data: Any) -> Any:
     if kind is list:
         return [_copy(v) for v in data]
     return data
-
-
-def check(kind: str, data: Any, rel: str) -> bool:
-    """``schema.check``, skipped when ``fastschema`` vouches for the data (then True)."""
-    from yoi import fastschema
-
-    if fastschema.is_valid(kind, data) is True:
-        return True
-    from yoi import schema
-
-    schema.check(kind, data, rel)
-    return False

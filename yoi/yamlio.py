@@ -93,14 +93,10 @@ class _CoreResolver(VersionedResolver):
 
 # Anything a YAML 1.1 or 1.2 reader (ruamel's or ours) types as non-string gets quoted
 # (``yamlrules``, which holds a copy of ruamel's table: tests/test_yamlio.py holds
-# ``_typed_elsewhere`` equal to matching each of these in turn).
+# ``yamlrules.typed_elsewhere`` equal to matching each of these in turn).
 _TYPED_ELSEWHERE = [
     regexp for _versions, tag, regexp, _first in implicit_resolvers if not tag.endswith(":str")
 ] + [regexp for entries in _CORE_TABLE.values() for _tag, regexp in entries]
-_TYPED_FIRST = yamlrules.TYPED_FIRST
-_typed_elsewhere = yamlrules.typed_elsewhere
-_not_literal = yamlrules.not_literal
-_literal_ok = yamlrules.literal_ok
 
 
 # ------------------------------------------------------------------------ strict parser
@@ -354,9 +350,11 @@ to_plain = yamlrules.to_plain
 class _Representer(RoundTripRepresenter):
     def represent_str(self, data: str) -> ScalarNode:
         style = None
-        if _literal_ok(data):
+        if yamlrules.literal_ok(data):
             style = "|"
-        elif "\n" in data or _not_literal().search(data) or _typed_elsewhere(data):
+        elif (
+            "\n" in data or yamlrules.not_literal().search(data) or yamlrules.typed_elsewhere(data)
+        ):
             style = '"'
         return self.represent_scalar(_YAML_TAG + "str", data, style=style)
 

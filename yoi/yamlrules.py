@@ -18,6 +18,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from yoi import bounded
+
 MAX_BYTES = 1 << 20  # the largest YAML text yoi loads
 
 # (name, pattern, the characters a match can start with) of the YAML 1.2 core schema.
@@ -115,9 +117,7 @@ def typed_elsewhere(text: str) -> bool:
         return False
     known = _MEMO.get(text)
     if known is None:
-        if len(_MEMO) >= MEMO_MAX:
-            _MEMO.clear()
-        known = _MEMO[text] = _typed_one().match(text) is not None
+        known = bounded.put(_MEMO, text, _typed_one().match(text) is not None, MEMO_MAX)
     return known
 
 
