@@ -8,6 +8,7 @@
 - Stale ``refs/heads/yoi/**.lock`` and ``refs/yoi/**.lock`` (a git ref update killed
   midway), older than a few minutes, removed only while holding the store lock, so no
   yoi writer is mid-update. filelock's own lock files are never touched.
+- Applied journals of a stopped engine (``checkpoint``): synced in place and removed.
 """
 
 from __future__ import annotations
@@ -39,15 +40,17 @@ class Report:
     worktrees: list[str] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
     ref_locks: list[str] = field(default_factory=list)
+    journals: int = 0  # applied journals settled
 
     @property
     def empty(self) -> bool:
-        return not (self.worktrees or self.temp_files or self.ref_locks)
+        return not (self.worktrees or self.temp_files or self.ref_locks or self.journals)
 
     def summary(self) -> str:
+        settled = f", settled {self.journals} applied journal(s)" if self.journals else ""
         return (
             f"removed {len(self.worktrees)} stale worktree(s), {len(self.temp_files)} temp "
-            f"file(s), {len(self.ref_locks)} stale ref lock(s)"
+            f"file(s), {len(self.ref_locks)} stale ref lock(s){settled}"
         )
 
 
@@ -88,6 +91,9 @@ def clean(store: Store, *, now: float | None = None, temp_every_s: float | None 
     since the last one (engine commands pass it, so an idle tick stays cheap)."""
     at = time.time() if now is None else now
     report = Report()
+    from yoi import checkpoint  # first: the store lock taken below would settle them too
+
+    report.journals = checkpoint.settle(store.runtime_dir / "journal", [store.yoi_dir])
     report.worktrees = clean_worktrees(store)
     if _temp_sweep_due(store, at, temp_every_s):
         report.temp_files = clean_temp_files(store, now=at)

@@ -22,6 +22,13 @@ already wrote. This saves two waits for the disk per commit (docs/reliability.md
 
 A transaction of a single write needs no journal: the atomic replace is its commit (a
 failure after it says "the change is written but not synced").
+
+In a ``checkpoint.deferred()`` block (the engine) every commit is journaled, only the
+journal is synced, and the files are made durable later by one ``syncfs`` for many
+commits (``checkpoint``); such a journal records the boot it was written in, and one
+replayed after the operating system stopped is replayed with ``rebase`` (a write before
+a completed move is aimed at where the move took it; a created file is rewritten unless
+it holds the journal's bytes).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from yoi import faults, fsio
+from yoi import checkpoint, faults, fsio
 from yoi.fsio import StoreIOError
 
 NOTHING_CHANGED = "nothing was changed"
@@ -113,7 +120,13 @@ Staged = dict[int, tuple[int, str]]  # op index -> (open temp file, its name)
 
 
 def apply_ops(
-    store_dir: Path, ops: Sequence[Op], *, crash_prefix: str = "", staged: Staged | None = None
+    store_dir: Path,
+    ops: Sequence[Op],
+    *,
+    crash_prefix: str = "",
+    staged: Staged | None = None,
+    sync: bool = True,
+    rebase: bool = False,
 ) -> None:
     """Apply ``ops`` in order, idempotently; resume after the last completed move.
 
@@ -121,13 +134,13 @@ def apply_ops(
     temp files first, then their fsyncs, then the renames in order. A move runs alone,
     so nothing of a later write exists before the move that comes first has happened.
     ``staged``: temp files already written and synced for writes of the first batch
-    (``commit`` stages them before its commit point); they are used or removed here."""
-    start = 0
-    for i, op in enumerate(ops):
-        if isinstance(op, Move):
-            src, dst = _safe_rel(store_dir, op.src), _safe_rel(store_dir, op.dst)
-            if not os.path.exists(src) and os.path.exists(dst):
-                start = i + 1  # everything up to this move already happened
+    (``commit`` stages them before its commit point); they are used or removed here.
+    ``sync=False``: nothing is synced (a deferred commit: ``checkpoint``). ``rebase``: a
+    replay of a deferred journal after the operating system stopped (module docstring)."""
+    if rebase:
+        ops, start = _rebased(store_dir, ops), 0
+    else:
+        start = _after_last_move(store_dir, ops)
     dirs: set[str] = set()
     known: set[str] = set()
     ready: Staged = dict(staged or {})
@@ -136,7 +149,8 @@ def apply_ops(
         while i < len(ops):
             op = ops[i]
             if isinstance(op, Move):
-                _sync_dirs(dirs)  # what was written inside is durable before it moves
+                _sync_dirs(dirs if sync else set())  # what was written inside is durable
+                dirs.clear()  # before it moves (deferred: the journal keeps it)
                 _move(store_dir, op, dirs)
                 known.clear()  # directories moved: check again
                 if crash_prefix:
@@ -146,11 +160,47 @@ def apply_ops(
             j = i
             while j < len(ops) and not isinstance(ops[j], Move):
                 j += 1
-            _apply_batch(store_dir, ops, range(i, j), dirs, known, crash_prefix, ready)
+            _apply_batch(
+                store_dir, ops, range(i, j), dirs, known, crash_prefix, ready, sync, rebase
+            )
             i = j
-        _sync_dirs(dirs)
+        _sync_dirs(dirs if sync else set())
     finally:
         _discard(ready)
+
+
+def _completed(store_dir: Path | str, op: Move) -> bool:
+    src, dst = _safe_rel(store_dir, op.src), _safe_rel(store_dir, op.dst)
+    return not os.path.exists(src) and os.path.exists(dst)
+
+
+def _after_last_move(store_dir: Path, ops: Sequence[Op]) -> int:
+    """Where a replay starts: after the last completed move (everything before it was
+    synced before the move, so it already happened)."""
+    start = 0
+    for i, op in enumerate(ops):
+        if isinstance(op, Move) and _completed(store_dir, op):
+            start = i + 1
+    return start
+
+
+def _rebased(store_dir: Path, ops: Sequence[Op]) -> list[Op]:
+    """``ops`` for replaying a deferred journal after the operating system stopped: its
+    writes were not synced before its moves, so any of them may be lost. Completed moves
+    are dropped, and every write and removal before one is aimed at where it took them."""
+    done = {i: op for i, op in enumerate(ops) if isinstance(op, Move) and _completed(store_dir, op)}
+    out: list[Op] = []
+    for k, op in enumerate(ops):
+        if isinstance(op, Move):
+            if k not in done:
+                out.append(op)
+            continue
+        path = op.path
+        for i, move in done.items():
+            if i > k and path.startswith(move.src + "/"):
+                path = move.dst + path[len(move.src) :]
+        out.append(Write(path, op.data, op.create) if isinstance(op, Write) else Remove(path))
+    return out
 
 
 def _sync_dirs(dirs: set[str]) -> None:
@@ -201,10 +251,12 @@ def _apply_batch(
     known: set[str],
     crash_prefix: str,
     ready: Staged,
+    sync: bool = True,
+    rebase: bool = False,
 ) -> None:
     """Writes and removals (no move): stage every write's temp file not in ``ready``
     (already synced), sync them all, then rename (or link, for create-if-absent) and
-    remove in order."""
+    remove in order. ``rebase``: a created file is rewritten unless it holds the bytes."""
     writes = {k: op for k in batch if isinstance(op := ops[k], Write)}
     base = os.fspath(store_dir)
     paths = {k: _safe_rel(base, op.path) for k, op in writes.items()}
@@ -212,10 +264,11 @@ def _apply_batch(
     for k, op in writes.items():
         path = paths[k]
         fsio.ensure_dir(os.path.dirname(path), stop=base, known=known, made=dirs)
-        if k not in ready and not (op.create and os.path.exists(path)):
+        if k not in ready and not (op.create and _kept(path, op.data, rebase)):
             ready[k] = fsio.stage(path, op.data)
             fresh.append(ready[k][0])
-    fsio.sync_all_staged(fresh)
+    if sync:
+        fsio.sync_all_staged(fresh)
     for k in batch:
         op = ops[k]
         if isinstance(op, Write):
@@ -223,7 +276,7 @@ def _apply_batch(
             if k in ready:
                 placed = {k: ready.pop(k)}
                 try:
-                    _place(path, placed[k][1], create=op.create)
+                    _place(path, placed[k][1], create=op.create and not rebase)
                 finally:
                     _discard(placed)
             dirs.add(os.path.dirname(path))
@@ -232,6 +285,21 @@ def _apply_batch(
             _remove(store_dir, op, dirs)
         if crash_prefix:
             faults.crashpoint(f"{crash_prefix}.op{k}")
+
+
+def _kept(path: str, data: bytes, rebase: bool) -> bool:
+    """A create-if-absent write finds its file: kept as it is. In a rebased replay only
+    when it holds the journal's bytes (the file did not exist when the journal was
+    written, so any other content is a write of its own that the stop lost)."""
+    if not os.path.exists(path):
+        return False
+    if not rebase:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(data) + 1) == data
+    except OSError:
+        return False
 
 
 def _place(path: str, tmp: str, *, create: bool) -> None:
@@ -288,14 +356,19 @@ def commit(
     if not ops:
         return
     preflight(store_dir, ops)
-    single = len(ops) == 1 and not isinstance(ops[0], Move)
-    path, staged = _commit_point(journal_dir, store_dir, ops, single)
+    deferred = checkpoint.deferring()
+    if deferred:
+        checkpoint.check()
+    single = len(ops) == 1 and not isinstance(ops[0], Move) and not deferred
+    path, staged = _commit_point(journal_dir, store_dir, ops, single, deferred)
     if path is not None:
         faults.crashpoint("txn.journal")
-    _apply_retrying(store_dir, ops, path, staged)
+    _apply_retrying(store_dir, ops, path, staged, sync=not deferred)
     if applied is not None:
         applied()
-    if path is not None:
+    if path is not None and deferred:
+        checkpoint.applied(path, store_dir)
+    elif path is not None:
         _drop(path)
 
 
@@ -329,18 +402,20 @@ atexit.register(flush)
 
 
 def _commit_point(
-    journal_dir: Path, store_dir: Path, ops: Sequence[Op], single: bool
+    journal_dir: Path, store_dir: Path, ops: Sequence[Op], single: bool, deferred: bool = False
 ) -> tuple[Path | None, Staged]:
-    """Write the journal (none for a single write) and the first writes' temp files, and
-    sync them together with the journal directory: once this returns, the change is
-    committed. Any failure here changes nothing: what was written is removed."""
+    """Write the journal (none for a single write) and the first writes' temp files (not
+    when ``deferred``: the journal alone), and sync them together with the journal
+    directory: once this returns, the change is committed. Any failure here changes
+    nothing: what was written is removed."""
     path: Path | None = None
     fd: int | None = None
     staged: Staged = {}
     try:
         if not single:
-            path, fd = _open_journal(journal_dir, store_dir, ops)
-        staged = stage_first(store_dir, ops)
+            path, fd = _open_journal(journal_dir, store_dir, ops, deferred)
+        if not deferred:
+            staged = stage_first(store_dir, ops)
         fds = [f for f, _tmp in staged.values()] + ([] if fd is None else [fd])
         dirs = sorted({journal_dir, *_unsynced})
         fsio.sync_all_staged(fds, [d for d in dirs if d.is_dir()])  # nothing renamed yet
@@ -360,12 +435,17 @@ def _commit_point(
     return path, staged
 
 
-def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tuple[Path, int]:
+def _open_journal(
+    journal_dir: Path, store_dir: Path, ops: Sequence[Op], deferred: bool = False
+) -> tuple[Path, int]:
     """Create and write the journal under its final name, not yet synced. Only the lock
     holder writes journals, and a journal cut short (a crash before the commit point's
-    sync) does not parse: ``roll_forward`` drops it."""
+    sync) does not parse: ``roll_forward`` drops it. A deferred one names its boot."""
     path = journal_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
-    body = json.dumps({"version": 1, "store": str(store_dir), "ops": [_encode(op) for op in ops]})
+    head: dict[str, object] = {"version": 1, "store": str(store_dir)}
+    if deferred:
+        head["deferred"] = checkpoint.boot()
+    body = json.dumps({**head, "ops": [_encode(op) for op in ops]})
     if not journal_dir.is_dir():
         journal_dir.mkdir(parents=True, exist_ok=True)
         _unsynced.add(journal_dir.parent)  # its new entry is synced with the first round
@@ -376,15 +456,15 @@ def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tupl
 
 
 def _apply_retrying(
-    store_dir: Path, ops: Sequence[Op], journal: Path | None, staged: Staged
+    store_dir: Path, ops: Sequence[Op], journal: Path | None, staged: Staged, *, sync: bool
 ) -> None:
     try:
-        apply_ops(store_dir, ops, crash_prefix="txn", staged=staged)
+        apply_ops(store_dir, ops, crash_prefix="txn", staged=staged, sync=sync)
         return
     except OSError:
         pass  # a transient fault: every operation is idempotent, so try once more
     try:
-        apply_ops(store_dir, ops)
+        apply_ops(store_dir, ops, sync=sync)
     except OSError as exc:
         raise _unapplied(store_dir, ops, journal, exc) from exc
 
@@ -443,19 +523,29 @@ def _remove_journal(path: Path) -> None:
         fsio.fsync_dir(path.parent)
 
 
+def needs_replay(name: str) -> bool:
+    """A journal file to roll forward: one not known applied, or applied in an earlier
+    boot (its files may be lost: ``checkpoint``)."""
+    if name.endswith(".json"):
+        return True
+    return name.endswith(checkpoint.APPLIED) and checkpoint.boot_of(Path(name)) != checkpoint.boot()
+
+
 def pending(journal_dir: Path) -> list[Path]:
-    """Pending journals, oldest first."""
+    """Journals to roll forward, oldest first."""
     if not journal_dir.is_dir():
         return []
-    return sorted(p for p in journal_dir.iterdir() if p.suffix == ".json")
+    return sorted(p for p in journal_dir.iterdir() if needs_replay(p.name))
 
 
-def _read(path: Path) -> tuple[Path, list[Op]] | None:
-    """The journal's store and operations; None when it is unreadable (never complete)."""
+def _read(path: Path) -> tuple[Path, list[Op], bool] | None:
+    """The journal's store and operations, and whether it is a deferred journal of an
+    earlier boot; None when it is unreadable (never complete)."""
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         ops = [_decode(op) for op in body["ops"]]
-        return Path(str(body.get("store", ""))), ops
+        lost = body.get("deferred") not in (None, checkpoint.boot())
+        return Path(str(body.get("store", ""))), ops, lost
     except (OSError, ValueError, KeyError, TypeError, binascii.Error):
         return None
 
@@ -466,6 +556,8 @@ def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
     Journals live in the common dir and may belong to another worktree's store; each
     names its store. A journal whose store no longer exists is dropped. A journal that
     cannot be completed stops here with an error: nothing newer may be written over it.
+    Outside a deferred block, another process's applied journals are then settled
+    (``checkpoint``): nothing this process writes can be replayed over later.
     """
     done = 0
     for path in pending(journal_dir):
@@ -474,10 +566,10 @@ def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
             # An unreadable journal was cut short before its commit point: nothing ran.
             _remove_journal(path)
             continue
-        store, ops = found
+        store, ops, lost = found
         if store.is_dir():
             try:
-                apply_ops(store, ops, crash_prefix="roll")
+                apply_ops(store, ops, crash_prefix="roll", rebase=lost)
             except OSError as exc:
                 raise StoreIOError(
                     f"cannot complete an interrupted change: {_reason(exc)}",
@@ -487,4 +579,6 @@ def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
                 ) from exc
         _remove_journal(path)
         done += 1
+    if not checkpoint.deferring():
+        checkpoint.settle(journal_dir, store_dirs)
     return done

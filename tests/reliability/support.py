@@ -21,7 +21,7 @@ from typing import Any
 
 from tests.engine_helpers import new_file_patch
 from tests.helpers import commit_all, git
-from yoi import journal, schema, tickets, yamlio
+from yoi import checkpoint, journal, schema, tickets, yamlio
 from yoi.errors import YoiError
 from yoi.lifecycle import Action
 from yoi.store import Store
@@ -222,8 +222,11 @@ def invariants(store: Store, *, quiescent: bool = True) -> list[str]:
         return problems
     for view in ticket_views(store).values():
         problems += _ticket_problems(store, view, quiescent)
-    if quiescent and journal.pending(store.runtime_dir / "journal"):
+    journals = store.runtime_dir / "journal"
+    if quiescent and journal.pending(journals):
         problems.append("a journal is still pending after recovery")
+    if quiescent and checkpoint.in_effect(journals):
+        problems.append("an applied journal is still unsettled after recovery")
     return problems
 
 

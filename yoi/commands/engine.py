@@ -121,10 +121,13 @@ def _idle(store: Store, remote: str | None, push_branch: bool) -> bool:
 
 
 def tick(store: Store, *, remote: str | None = None, push_branch: bool = False) -> Output:
+    from yoi import checkpoint
+
     if _idle(store, remote, push_branch):
         result = TickResult(IDLE)
     else:
-        result = _Engine.start(store, remote, push_branch).tick()
+        with checkpoint.deferred():  # the engine's syncs: docs/reliability.md
+            result = _Engine.start(store, remote, push_branch).tick()
     return Output(result.as_dict(), tick_text(result))
 
 
@@ -186,17 +189,20 @@ def _run(
                 store, shares, kick=kick, remote=remote, push_branch=push_branch
             )
             return dataclasses.replace(_ticks_output(merged), code=code)
-    from yoi import cache, views
+    from yoi import cache, checkpoint, views
 
     eng = _Engine.start(store, remote, push_branch)
     ticks: list[TickResult] = []
     kicked = False
     # The derived caches are written once a second, not per tick, and the store-wide
-    # views are kept between ticks while no other process commits (``views``).
+    # views are kept between ticks while no other process commits (``views``). The
+    # files of each commit are synced in the background, many commits at once (its
+    # journal is synced before it returns: ``checkpoint``).
     with (
         _stop_on_signals((signal.SIGTERM,)) as stop,  # the step finishes, then the loop ends
         cache.deferred(),
         views.trusting(),
+        checkpoint.deferred(),
     ):
         while (max_ticks is None or len(ticks) < max_ticks) and not stop.is_set():
             result = eng.tick()
@@ -316,9 +322,11 @@ def watch(
             _progress(f"stopped; {len(merged)} event(s) processed")
             return dataclasses.replace(_ticks_output(merged), code=code)
 
+    from yoi import checkpoint
+
     ticks: list[TickResult] = []
     polls = 0
-    with _stop_on_signals() as stop, views.trusting():
+    with _stop_on_signals() as stop, views.trusting(), checkpoint.deferred():
         eng = _Engine.start(store, remote, push_branch)
         _progress(f"watching (every {interval:g}s) as {eng.owner}; Ctrl-C to stop")
         swept = time.monotonic()
