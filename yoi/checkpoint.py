@@ -129,13 +129,18 @@ def deferred() -> Iterator[None]:
         yield
         return
     _STATE.depth += 1
+    ended = False
     try:
         yield
+        ended = True
     finally:
         _STATE.depth -= 1
         if _STATE.depth == 0:
             _STATE.wake.set()  # the timer ends
-            drain()
+            with _STATE.lock:
+                _settle_all()
+            if ended:  # an error already on its way is not replaced by a sync's
+                check()
 
 
 def check() -> None:
@@ -186,13 +191,6 @@ def _mark(journal: Path) -> bool:
             continue
         return True
     return False
-
-
-def drain() -> None:
-    """Settle every applied journal of this process now; raise a failed sync's error."""
-    with _STATE.lock:
-        _settle_all()
-    check()
 
 
 def _timer() -> None:

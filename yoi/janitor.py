@@ -7,7 +7,7 @@
   older than a few minutes.
 - Stale ``refs/heads/yoi/**.lock`` and ``refs/yoi/**.lock`` (a git ref update killed
   midway), older than a few minutes, removed only while holding the store lock, so no
-  yoi writer is mid-update. filelock's own lock files are never touched.
+  yoi writer is mid-update. The store's own lock file is never touched.
 - Applied journals of a stopped engine (``checkpoint``): synced in place and removed.
 """
 

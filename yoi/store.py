@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from yoi import bounded, fsio
 from yoi.errors import InvalidRecordError, LockTimeoutError, NotFoundError, Problem
+from yoi.fsio import StoreIOError
 from yoi.model import Ticket
 from yoi.paths import Layout, discover
 from yoi.slug import SlugIndex, is_valid_slug
@@ -27,6 +28,7 @@ from yoi.thread import Entry, parse_thread
 
 if TYPE_CHECKING:
     from yoi import journal
+    from yoi.locking import FlockLock
 
 # yamlio (ruamel.yaml), schema (jsonschema) and journal are imported where they are
 # used: reading a store that yoi wrote needs neither (fastyaml, fastschema, the cache).
@@ -67,7 +69,7 @@ class Store:
         self.runtime_dir = layout.runtime_dir
         self._root_text = str(self.root)
         self._yoi_text = str(self.yoi_dir)
-        self._lock: Any = None
+        self._lock: FlockLock | None = None
         self._config: dict[str, Any] | None = None
         # paths joined once (an engine asks for the same few many times a ticket)
         self._runtime_paths: dict[tuple[str, ...], Path] = {}
@@ -142,12 +144,13 @@ class Store:
         )
 
     # ---- the lock and transactions ------------------------------------------------
-    def lock(self) -> Any:
+    def lock(self) -> FlockLock:
+        """The store lock (``locking``: one object per path per process)."""
         if self._lock is None:
-            from filelock import FileLock
+            from yoi import locking
 
             path = self.runtime("locks") / "store.lock"
-            self._lock = FileLock(str(path), timeout=LOCK_TIMEOUT_S, is_singleton=True)
+            self._lock = locking.for_path(str(path), LOCK_TIMEOUT_S)
         return self._lock
 
     def journal_pending(self) -> bool:
@@ -162,9 +165,8 @@ class Store:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        from filelock import Timeout
-
         from yoi import journal
+        from yoi.locking import LockTimeout, LockUnsupported
 
         try:
             lock = self.lock()
@@ -183,7 +185,14 @@ class Store:
                 yield
             finally:
                 lock.release()
-        except Timeout as exc:
+        except LockUnsupported as exc:
+            raise StoreIOError(
+                "cannot lock the store: its file system has no flock",
+                where=exc.filename,
+                hint="keep the repository's .git directory on a local file system",
+                code=exc.errno,
+            ) from exc
+        except LockTimeout as exc:
             raise LockTimeoutError(
                 f"the store lock is busy after {LOCK_TIMEOUT_S:.0f}s",
                 where=str(self.runtime_dir / "locks" / "store.lock"),
