@@ -78,22 +78,20 @@ def applied_name(path: Path) -> Path:
     return path.with_name(f"{path.stem}.{boot()}{APPLIED}")
 
 
-def boot_of(path: Path) -> str:
-    """The boot id in an applied journal's name ("" when it has none)."""
-    parts = path.name.split(".")
-    return parts[-2] if len(parts) >= 3 and path.suffix == APPLIED else ""
+@functools.cache
+def this_boot() -> str:
+    """The end of the name of an applied journal of this boot."""
+    return f".{boot()}{APPLIED}"
 
 
 def in_effect(journal_dir: Path) -> list[Path]:
     """This boot's applied journals, oldest first."""
-    here = boot()
     try:
         names = os.listdir(journal_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(
-        journal_dir / n for n in names if n.endswith(APPLIED) and boot_of(Path(n)) == here
-    )
+    mine = this_boot()
+    return [journal_dir / n for n in sorted(names) if n.endswith(mine)]
 
 
 # ---- the state of this process ----------------------------------------------------------

@@ -528,14 +528,17 @@ def needs_replay(name: str) -> bool:
     boot (its files may be lost: ``checkpoint``)."""
     if name.endswith(".json"):
         return True
-    return name.endswith(checkpoint.APPLIED) and checkpoint.boot_of(Path(name)) != checkpoint.boot()
+    return name.endswith(checkpoint.APPLIED) and not name.endswith(checkpoint.this_boot())
 
 
 def pending(journal_dir: Path) -> list[Path]:
-    """Journals to roll forward, oldest first."""
-    if not journal_dir.is_dir():
+    """Journals to roll forward, oldest first. (Every lock holder asks, and an engine's
+    directory holds up to a batch of applied journals: names are tested as strings.)"""
+    try:
+        names = os.listdir(journal_dir)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(p for p in journal_dir.iterdir() if needs_replay(p.name))
+    return [journal_dir / n for n in sorted(names) if needs_replay(n)]
 
 
 def _read(path: Path) -> tuple[Path, list[Op], bool] | None:
