@@ -1,10 +1,12 @@
 """Deferred syncs (``yoi.checkpoint``, docs/reliability.md): in a deferred block a commit
-syncs its journal only, its files are made durable by one ``syncfs`` for many commits,
-and an applied journal is never replayed over later changes in the same boot, but is
-replayed (where its moves took its files) after the operating system stopped."""
+appends a record to the process's journal segment and syncs that alone, its files are
+made durable by one ``syncfs`` for many commits, and an applied record is never replayed
+over later changes in the same boot, but is replayed (where its moves took its files)
+after the operating system stopped, in commit order across segments."""
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -74,14 +76,18 @@ def test_a_deferred_commit_syncs_its_journal_alone_and_settles_at_the_end(
     monkeypatch.setattr(checkpoint, "syncfs", syncfs)
     with checkpoint.deferred():
         journal.commit(jdir, store, moving_ops())
-        assert len(synced) == 2 and synced[0].endswith(".json") and synced[1] == str(jdir)
+        (segment,) = journal_files(jdir)
+        assert segment.endswith(f".{checkpoint.boot()}.seg")
+        assert synced == [str(jdir / segment), str(jdir)]  # a new segment: its entry too
         assert (store / "done" / "t" / "old.txt").read_text() == "new\n"
         assert (store / "done" / "t" / "runs" / "r1" / "new.txt").read_text() == "made\n"
-        (applied,) = journal_files(jdir)
-        assert applied.endswith(f".{checkpoint.boot()}.applied")
+        synced.clear()
+        journal.commit(jdir, store, [journal.Write("done/t/old.txt", b"newer\n")])
+        assert synced == [str(jdir / segment)]  # a single write is a record too
         assert journal.pending(jdir) == []  # in effect: nothing to replay
+        assert [r.applied for r in checkpoint.records(jdir / segment)] == [True, True]
         assert settled == []
-    assert settled == [[applied]]  # one syncfs, before the journal went
+    assert settled == [[segment]]  # one syncfs, before the segment went
     assert journal_files(jdir) == []
 
 
@@ -93,10 +99,14 @@ def test_a_batch_is_settled_once_it_is_full(
     with checkpoint.deferred():
         for n in range(2):
             journal.commit(jdir, store, [journal.Write(f"f{n}", b"x"), journal.Write("g", b"y")])
-        assert len(journal_files(jdir)) == 2
+        (segment,) = journal_files(jdir)
+        assert len(checkpoint.records(jdir / segment)) == 2
         journal.commit(jdir, store, [journal.Write("f2", b"x"), journal.Write("g", b"z")])
         assert journal_files(jdir) == []
-    assert (store / "g").read_bytes() == b"z"
+        journal.commit(jdir, store, [journal.Write("g", b"w")])  # a new segment
+        assert len(journal_files(jdir)) == 1
+    assert (store / "g").read_bytes() == b"w"
+    assert journal_files(jdir) == []
 
 
 def test_a_commit_left_waiting_is_settled_by_the_timer(
@@ -114,7 +124,7 @@ def test_a_commit_left_waiting_is_settled_by_the_timer(
         assert journal_files(jdir) == []
 
 
-def test_a_failed_sync_leaves_the_journals_to_be_replayed(
+def test_a_failed_sync_keeps_the_segment_until_a_sync_succeeds(
     dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, jdir = dirs
@@ -126,32 +136,62 @@ def test_a_failed_sync_leaves_the_journals_to_be_replayed(
     with pytest.raises(StoreIOError) as info, checkpoint.deferred():
         journal.commit(jdir, store, moving_ops())
     assert "completed by the next yoi command" in info.value.message
-    (pending,) = journal.pending(jdir)
-    assert pending.suffix == ".json"
+    assert len(journal_files(jdir)) == 1  # kept: its files are not known durable
     monkeypatch.undo()
-    assert journal.roll_forward(jdir) == 1  # rewritten with a sync per file
+    assert journal.roll_forward(jdir) == 0  # in effect: settled, not replayed
     assert (store / "done" / "t" / "old.txt").read_text() == "new\n"
     assert journal_files(jdir) == []
 
 
+def test_a_failed_commit_point_leaves_no_record(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record is taken back: the caller was told nothing changed, so nothing of it may
+    be replayed; the next commit uses the same segment."""
+    store, jdir = dirs
+    with checkpoint.deferred():
+        journal.commit(jdir, store, [journal.Write("a", b"1"), journal.Write("b", b"1")])
+        (segment,) = journal_files(jdir)
+        counted_fsyncs(monkeypatch, failing=-1)
+        real = os.fsync
+
+        def failing(fd: int) -> None:
+            raise OSError(errno.EIO, "injected EIO")
+
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(StoreIOError) as info:
+            journal.commit(jdir, store, [journal.Write("a", b"2")])
+        assert "nothing was changed" in info.value.message
+        monkeypatch.setattr(os, "fsync", real)
+        assert [r.applied for r in checkpoint.records(jdir / segment)] == [True]
+        assert (store / "a").read_bytes() == b"1"
+        journal.commit(jdir, store, [journal.Write("a", b"3")])
+        assert journal_files(jdir) == [segment]
+    assert (store / "a").read_bytes() == b"3"
+
+
 def from_an_earlier_boot(jdir: Path, saved: Path) -> Path:
-    """The saved applied journal put back as the operating system's stop left it: named
-    and marked with another boot's id."""
-    body = json.loads(saved.read_text())
-    body["deferred"] = OTHER_BOOT
-    name = saved.name.split(".")[0] + f".{OTHER_BOOT}{checkpoint.APPLIED}"
-    (jdir / name).write_text(json.dumps(body))
+    """The saved segment put back as the operating system's stop left it: named, and its
+    records marked, with another boot's id."""
+    lines = []
+    for line in saved.read_bytes().splitlines(keepends=True):
+        if line != checkpoint.MARK:
+            body = json.loads(line)
+            body["deferred"] = OTHER_BOOT
+            line = json.dumps(body).encode() + b"\n"
+        lines.append(line)
+    name = saved.name.split(".")[0] + f".{OTHER_BOOT}{checkpoint.SEGMENT}"
+    (jdir / name).write_bytes(b"".join(lines))
     return jdir / name
 
 
 def committed_and_saved(store: Path, jdir: Path, tmp_path: Path) -> Path:
-    """A deferred commit of ``moving_ops``; a copy of its applied journal."""
-    saved = tmp_path / "saved"
+    """A deferred commit of ``moving_ops``; a copy of its segment."""
     with checkpoint.deferred():
         journal.commit(jdir, store, moving_ops())
         (name,) = journal_files(jdir)
+        saved = tmp_path / name
         saved.write_bytes((jdir / name).read_bytes())
-        saved = saved.rename(tmp_path / name)
     return saved
 
 
@@ -177,6 +217,28 @@ def test_an_applied_journal_of_an_earlier_boot_is_replayed_where_its_move_took_i
     assert journal_files(jdir) == []
 
 
+def test_records_of_an_earlier_boot_are_replayed_in_commit_order_across_segments(
+    dirs: tuple[Path, Path],
+) -> None:
+    """Two engines' segments: their records interleave in time; a replay by segment would
+    leave the older write last."""
+    store, jdir = dirs
+    jdir.mkdir()
+
+    def record(seq: int, data: bytes) -> bytes:
+        op = {"op": "write", "path": "shared.txt", "create": False}
+        op["data"] = base64.b64encode(data).decode()
+        body = {"version": 1, "seq": seq, "deferred": OTHER_BOOT, "store": str(store), "ops": [op]}
+        return json.dumps(body).encode() + b"\n" + checkpoint.MARK
+
+    tail = f".{OTHER_BOOT}{checkpoint.SEGMENT}"
+    (jdir / f"{1:020d}-a{tail}").write_bytes(record(1, b"first") + record(4, b"last"))
+    (jdir / f"{2:020d}-b{tail}").write_bytes(record(2, b"second") + record(3, b"third"))
+    assert journal.roll_forward(jdir) == 4
+    assert (store / "shared.txt").read_bytes() == b"last"
+    assert journal_files(jdir) == []
+
+
 CRASHER = """
 import os, signal, sys
 from pathlib import Path
@@ -198,7 +260,8 @@ def killed_after_a_deferred_commit(repo: Path) -> Store:
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     store = Store.discover(repo)
-    assert len(checkpoint.in_effect(store.runtime_dir / "journal")) == 1
+    (segment,) = checkpoint.segments(store.runtime_dir / "journal")
+    assert checkpoint.in_effect(segment)
     return store
 
 
@@ -223,15 +286,13 @@ def test_a_writer_outside_settles_a_killed_engines_commit_without_replaying_it(
 def test_the_janitor_settles_a_killed_engines_commit(store_repo: Path) -> None:
     store = killed_after_a_deferred_commit(store_repo)
     report = janitor.clean(store)
-    assert report.journals == 1 and "settled 1 applied journal" in report.summary()
+    assert report.journals == 1 and "settled 1 journal segment" in report.summary()
     assert journal_files(store.runtime_dir / "journal") == []
 
 
-def test_an_engine_run_syncs_four_times_a_ticket(
-    repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Acceptance and outcome: a journal and its directory each. The counts are the
-    point of the design (docs/performance.md): a ticket made about thirty syncs before."""
+def test_an_engine_run_syncs_twice_a_ticket(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Acceptance and outcome: a record each. The counts are the point of the design
+    (docs/performance.md): a ticket made about thirty syncs before."""
     monkeypatch.chdir(repo)
     store = make_store(repo)
     for n in range(3):
@@ -241,8 +302,16 @@ def test_an_engine_run_syncs_four_times_a_ticket(
     engine.run(Store.discover(repo))  # warm: the first run's one-time writes
     for n in range(3, 8):
         queue_with_patch(store, repo, f"Note {n}")
-    synced = counted_fsyncs(monkeypatch)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     out = engine.run(Store.discover(repo))
     assert sum(t["outcome"] == "processed" for t in out.data["ticks"]) == 5
-    assert len(synced) <= 5 * 4 + 2  # + the journal dir after the final settle, + slack
+    assert sum(name.endswith(checkpoint.SEGMENT) for name in synced) == 5 * 2, synced
+    assert len(synced) <= 5 * 2 + 3, synced  # directories: a new segment's, its removal's
     assert journal_files(store.runtime_dir / "journal") == []

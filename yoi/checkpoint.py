@@ -1,31 +1,36 @@
-"""Deferred syncs: an engine's commits are durable through their journals alone, and one
-``syncfs`` makes a batch of them durable in place.
+"""Deferred syncs: an engine's commits are durable through one journal file per batch,
+and one ``syncfs`` makes the batch durable in place.
 
-In a ``deferred()`` block (``yoi engine run|tick|watch``) every commit is journaled and
-syncs only its journal and the journal directory: that is its commit point, as before.
-Its files are then written, renamed and moved without a sync, and the journal is renamed
-``<name>.<boot id>.applied``: "applied, in effect, not yet durable in place". Once
-``BATCH`` commits wait, or the oldest has waited ``MAX_AGE_S`` (a timer thread covers a
-long run and an idle watch), ``settle`` calls ``syncfs`` on the file systems of the
-journal directory and of the stores, and only then removes them. So a ticket costs the
-engine four syncs instead of about thirty, and one ``syncfs`` of 64 commits costs less
-than a tenth of their own syncs (docs/performance.md). A thread that settled each commit
-at once lost most of that to the interpreter lock it took from the engine.
+In a ``deferred()`` block (``yoi engine run|tick|watch``) a commit appends its record
+(the operations, as a journal holds them) to the process's *segment*,
+``<journal dir>/<time>-<id>.<boot id>.seg``, and syncs it: that is its commit point (the
+segment's directory entry is synced once, when it is made). Its files are then written,
+renamed and moved without a sync, and a mark line follows the record: "applied, in
+effect, not yet durable in place". Once ``BATCH`` commits are marked, or the oldest has
+waited ``MAX_AGE_S`` (a timer thread covers a long run and an idle watch), ``settle``
+calls ``syncfs`` on the file systems of the journal directory and of the stores, and
+only then removes the segment. So a ticket costs the engine two syncs instead of about
+thirty and creates no journal file of its own (docs/performance.md). A thread that
+settled each commit at once lost most of that to the interpreter lock.
 
-What an applied journal means to others (``journal.roll_forward``, under the store lock):
+What a segment means to others (``journal.roll_forward``, under the store lock):
 
-- one from this boot is in effect: every process sees its files (the page cache). A
-  writer outside a ``deferred()`` block settles them first (one ``syncfs``), so no change
-  of its own can be overwritten by a replay later; a deferred writer's own journal comes
-  after them and replays after them;
-- one from an earlier boot (the operating system stopped before its ``syncfs``) may have
-  lost any of its files: it is replayed like an interrupted journal, with the writes made
-  before a completed directory move aimed at where the move took them, and created files
-  rewritten (``journal.apply_ops(rebase=True)``).
+- one of this boot that ends with a mark is in effect: every process sees its files
+  (the page cache). A writer outside a ``deferred()`` block settles it first (one
+  ``syncfs``), so no change of its own can be overwritten by a replay later; a deferred
+  writer's records come after it and replay after it; the janitor settles a killed
+  engine's;
+- a record without its mark was cut short by a stop: it is replayed (and a record cut
+  short before its sync is dropped: nothing of it was applied);
+- every record of a segment of an earlier boot (the operating system stopped before its
+  ``syncfs``) may have lost any of its files: they are replayed in commit order (records
+  of all segments by time), with the writes made before a completed directory move aimed
+  at where the move took them, and created files rewritten
+  (``journal.apply_ops(rebase=True)``).
 
-If a ``syncfs`` fails, its journals are renamed back to ``*.json`` (the next lock holder
-replays them with a sync per file) and the error is raised by the next deferred commit
-or at the end of the block.
+If a ``syncfs`` fails, the segment stays (the next lock holder replays what it must and
+syncs before removing it) and the error is raised by the next deferred commit or at the
+end of the block.
 """
 
 from __future__ import annotations
@@ -37,13 +42,17 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from yoi import faults, fsio
 from yoi.fsio import StoreIOError
 
-APPLIED = ".applied"
+SEGMENT = ".seg"
+MARK = b'{"applied": true}\n'
+BATCH = 64  # commits settled at once (one syncfs: docs/performance.md)
+MAX_AGE_S = 1.0  # nor is one left unsettled longer than this (a long run, an idle watch)
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
@@ -73,37 +82,68 @@ def available() -> bool:
     return boot() is not None and _libc_syncfs() is not None
 
 
-def applied_name(path: Path) -> Path:
-    """``<time>-<id>.json`` -> ``<time>-<id>.<boot>.applied``."""
-    return path.with_name(f"{path.stem}.{boot()}{APPLIED}")
-
-
 @functools.cache
 def this_boot() -> str:
-    """The end of the name of an applied journal of this boot."""
-    return f".{boot()}{APPLIED}"
+    """The end of the name of a segment of this boot."""
+    return f".{boot()}{SEGMENT}"
 
 
-def in_effect(journal_dir: Path) -> list[Path]:
-    """This boot's applied journals, oldest first."""
+# ---- reading segments -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Record:
+    seq: int  # time of the commit (orders records of several segments)
+    body: dict[str, Any]  # as a journal file holds it: store, ops, deferred
+    applied: bool
+
+
+def records(path: Path) -> list[Record]:
+    """The records of a segment, in order; a line cut short ends it (never synced)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    out: list[Record] = []
+    for line in data.split(b"\n")[:-1]:  # the last piece has no newline: cut short
+        if line + b"\n" == MARK and out:
+            out[-1] = Record(out[-1].seq, out[-1].body, True)
+            continue
+        try:
+            body = json.loads(line)
+            seq = int(body["seq"])
+        except (ValueError, KeyError, TypeError):
+            break
+        out.append(Record(seq, body, False))
+    return out
+
+
+def in_effect(path: Path) -> bool:
+    """A segment of this boot whose last record is marked (or with no record)."""
+    if not path.name.endswith(this_boot()):
+        return False
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - len(MARK)))
+            return size == 0 or f.read() == MARK
+    except FileNotFoundError:
+        return False
+
+
+def segments(journal_dir: Path) -> list[Path]:
     try:
         names = os.listdir(journal_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    mine = this_boot()
-    return [journal_dir / n for n in sorted(names) if n.endswith(mine)]
+    return [journal_dir / n for n in sorted(names) if n.endswith(SEGMENT)]
 
 
 # ---- the state of this process ----------------------------------------------------------
-BATCH = 64  # applied journals settled at once (one syncfs: docs/performance.md)
-MAX_AGE_S = 1.0  # nor is one left unsettled longer than this (a long run, an idle watch)
-
-
 class _State:
     def __init__(self) -> None:
         self.depth = 0
-        self.lock = threading.Lock()
-        self.work: dict[Path, set[Path]] = {}  # journal dir -> stores written
+        self.lock = threading.RLock()  # settle and retire take it inside batches too
+        self.open: dict[Path, tuple[Path, int]] = {}  # journal dir -> its segment, open
+        self.stores: dict[Path, set[Path]] = {}  # journal dir -> stores written
         self.count = 0
         self.since = 0.0  # monotonic time of the oldest unsettled commit
         self.error: OSError | None = None
@@ -120,9 +160,8 @@ def deferring() -> bool:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Defer the syncs of this process's journaled commits (module docstring); at the end
-    every one of them is durable in place. Nothing is deferred where ``available()`` is
-    False."""
+    """Defer the syncs of this process's commits (module docstring); at the end every one
+    of them is durable in place. Nothing is deferred where ``available()`` is False."""
     if not available():
         yield
         return
@@ -148,47 +187,84 @@ def check() -> None:
     if error is not None:
         raise StoreIOError(
             f"cannot sync the engine's changes to disk: {error.strerror or error}; "
-            "they are kept in journals and completed by the next yoi command",
+            "they are kept in the journal and completed by the next yoi command",
             where=str(error.filename or ""),
             hint="fix the disk problem (space, permissions), then run any yoi command",
             code=error.errno,
         )
 
 
-def applied(journal: Path, store_dir: Path) -> None:
-    """Mark ``journal`` applied (its files are all written); the batch is settled once it
-    has ``BATCH`` commits or its oldest is ``MAX_AGE_S`` old. If the rename fails, the
-    journal cannot be renamed (tried twice), its files are synced now and it is removed;
-    if even that fails, it stays pending: the next lock holder replays it."""
-    if not _mark(journal):
-        with contextlib.suppress(OSError):
-            syncfs([journal.parent, store_dir])
-            faults.io("rename")
-            os.unlink(journal)
-        return
-    now = time.monotonic()
+def append(journal_dir: Path, body: bytes, synced: Iterable[Path]) -> Path:
+    """Append a commit's record to this process's segment and sync it: the commit point.
+    A failure leaves no record and raises ``OSError``. ``synced``: directories to sync
+    with it (a journal removal of this process not yet synced). Returns the segment."""
     with _STATE.lock:
-        _STATE.work.setdefault(journal.parent, set()).add(store_dir)
+        path, fd, new = _segment(journal_dir)
+        size = os.fstat(fd).st_size
+        try:
+            faults.io("write")
+            view = memoryview(body + b"\n")
+            while view:
+                view = view[os.write(fd, view) :]
+            fsio.sync_all_staged([fd], [*([journal_dir] if new else []), *synced])
+        except OSError:
+            _cut(journal_dir, fd, size)
+            raise
+        return path
+
+
+def mark(journal_dir: Path, store_dir: Path) -> None:
+    """The last record of the segment is applied; the batch is settled once it has
+    ``BATCH`` commits or its oldest is ``MAX_AGE_S`` old. Unmarked (a failed write), the
+    record is replayed by the next lock holder: the same files again."""
+    with _STATE.lock:
+        kept = _STATE.open.get(journal_dir)
+        if kept is None:
+            return
+        with contextlib.suppress(OSError):
+            faults.io("write")
+            os.write(kept[1], MARK)
+        _STATE.stores.setdefault(journal_dir, set()).add(store_dir)
         _STATE.count += 1
+        now = time.monotonic()
         if _STATE.count == 1:
             _STATE.since = now
         if _STATE.count >= BATCH or now - _STATE.since >= MAX_AGE_S:
             _settle_all()
-        if _STATE.timer is None or not _STATE.timer.is_alive():
-            _STATE.wake.clear()
-            _STATE.timer = threading.Thread(target=_timer, name="yoi-checkpoint", daemon=True)
-            _STATE.timer.start()
+        _start_timer()
 
 
-def _mark(journal: Path) -> bool:
-    for _attempt in range(2):
-        try:
-            faults.io("rename")
-            os.rename(journal, applied_name(journal))
-        except OSError:
-            continue
-        return True
-    return False
+def _segment(journal_dir: Path) -> tuple[Path, int, bool]:
+    """The open segment for ``journal_dir`` (a new one when it was settled meanwhile,
+    by this process or another)."""
+    kept = _STATE.open.get(journal_dir)
+    if kept is not None and os.fstat(kept[1]).st_nlink > 0:
+        return kept[0], kept[1], False
+    if kept is not None:
+        os.close(kept[1])
+    path = journal_dir / f"{time.time_ns():020d}-{os.urandom(8).hex()}{this_boot()}"
+    faults.io("write")
+    fd = fsio.create_new(path, 0o644)
+    _STATE.open[journal_dir] = (path, fd)
+    return path, fd, True
+
+
+def _cut(journal_dir: Path, fd: int, size: int) -> None:
+    """Take back a record whose commit point failed (nothing of it may be replayed)."""
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        path, _fd = _STATE.open.pop(journal_dir)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _start_timer() -> None:
+    if _STATE.timer is None or not _STATE.timer.is_alive():
+        _STATE.wake.clear()
+        _STATE.timer = threading.Thread(target=_timer, name="yoi-checkpoint", daemon=True)
+        _STATE.timer.start()
 
 
 def _timer() -> None:
@@ -201,40 +277,54 @@ def _timer() -> None:
 
 
 def _settle_all() -> None:
-    """Settle the batch (call with ``_STATE.lock`` held); a failure is kept for ``check``."""
-    work, _STATE.work, _STATE.count = _STATE.work, {}, 0
-    for journal_dir, stores in work.items():
+    """Settle this process's segments (call with ``_STATE.lock`` held); a failure is kept
+    for ``check``."""
+    stores, _STATE.stores, _STATE.count = _STATE.stores, {}, 0
+    for journal_dir in list(_STATE.open):
         try:
-            settle(journal_dir, stores)
+            settle(journal_dir, stores.get(journal_dir, ()))
         except OSError as exc:
             _STATE.error = _STATE.error or exc
 
 
 # ---- settling ---------------------------------------------------------------------------
 def settle(journal_dir: Path, stores: Iterable[Path] = ()) -> int:
-    """Make this boot's applied journals in ``journal_dir`` durable in place and remove
-    them; returns how many. ``stores``: the store dirs they wrote (each journal's own
-    store is added from its body). On a failed sync they are renamed back to pending."""
-    found = in_effect(journal_dir)
-    if not found:
-        return 0
+    """Make the segments in effect in ``journal_dir`` durable in place and remove them
+    (this process's own included: its next commit starts a new one); returns how many.
+    On a failed sync they stay and ``OSError`` is raised."""
+    with _STATE.lock:
+        found = [p for p in segments(journal_dir) if in_effect(p)]
+        if not found:
+            return 0
+        sync_for(journal_dir, found, stores)
+        retire(found)
+        return len(found)
+
+
+def sync_for(journal_dir: Path, found: Iterable[Path], stores: Iterable[Path] = ()) -> None:
+    """``syncfs`` for the segments ``found`` (the file systems of their stores too)."""
     dirs = {journal_dir, *stores, *(_store_of(p) for p in found)}
-    try:
-        syncfs(d for d in dirs if d is not None)
-    except OSError:
-        for path in found:
-            with contextlib.suppress(OSError):
-                os.rename(path, path.with_name(path.name.split(".")[0] + ".json"))
-        raise
-    for path in found:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-    fsio.fsync_dir(journal_dir)
-    return len(found)
+    syncfs(d for d in dirs if d is not None)
+
+
+def retire(paths: Iterable[Path]) -> None:
+    """Remove segments whose records are durable in place (and sync their directory)."""
+    removed = set()
+    with _STATE.lock:
+        for path in paths:
+            kept = _STATE.open.get(path.parent)
+            if kept is not None and kept[0] == path:
+                del _STATE.open[path.parent]
+                os.close(kept[1])
+            with contextlib.suppress(FileNotFoundError):
+                faults.io("rename")
+                os.unlink(path)
+            removed.add(path.parent)
+    fsio.fsync_dirs(sorted(removed))
 
 
 def _store_of(path: Path) -> Path | None:
-    """The store an applied journal names (the start of its body)."""
+    """The store the first record of a segment names (a segment of another process)."""
     try:
         with open(path, "rb") as f:
             head = f.read(4096)

@@ -8,7 +8,7 @@
 - Stale ``refs/heads/yoi/**.lock`` and ``refs/yoi/**.lock`` (a git ref update killed
   midway), older than a few minutes, removed only while holding the store lock, so no
   yoi writer is mid-update. The store's own lock file is never touched.
-- Applied journals of a stopped engine (``checkpoint``): synced in place and removed.
+- A stopped engine's journal segment (``checkpoint``): its files synced, then removed.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ class Report:
     worktrees: list[str] = field(default_factory=list)
     temp_files: list[str] = field(default_factory=list)
     ref_locks: list[str] = field(default_factory=list)
-    journals: int = 0  # applied journals settled
+    journals: int = 0  # journal segments settled (a stopped engine's)
 
     @property
     def empty(self) -> bool:
         return not (self.worktrees or self.temp_files or self.ref_locks or self.journals)
 
     def summary(self) -> str:
-        settled = f", settled {self.journals} applied journal(s)" if self.journals else ""
+        settled = f", settled {self.journals} journal segment(s)" if self.journals else ""
         return (
             f"removed {len(self.worktrees)} stale worktree(s), {len(self.temp_files)} temp "
             f"file(s), {len(self.ref_locks)} stale ref lock(s){settled}"

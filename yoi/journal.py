@@ -23,12 +23,12 @@ already wrote. This saves two waits for the disk per commit (docs/reliability.md
 A transaction of a single write needs no journal: the atomic replace is its commit (a
 failure after it says "the change is written but not synced").
 
-In a ``checkpoint.deferred()`` block (the engine) every commit is journaled, only the
-journal is synced, and the files are made durable later by one ``syncfs`` for many
-commits (``checkpoint``); such a journal records the boot it was written in, and one
-replayed after the operating system stopped is replayed with ``rebase`` (a write before
-a completed move is aimed at where the move took it; a created file is rewritten unless
-it holds the journal's bytes).
+In a ``checkpoint.deferred()`` block (the engine) every commit, a single write too, is
+a record appended to the process's journal segment, only the segment is synced, and the
+files are made durable later by one ``syncfs`` for many commits (``checkpoint``). A
+record names the boot it was written in; one replayed after the operating system
+stopped is replayed with ``rebase`` (a write before a completed move is aimed at where
+the move took it; a created file is rewritten unless it holds the record's bytes).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from yoi import checkpoint, faults, fsio
 from yoi.fsio import StoreIOError
@@ -356,20 +357,55 @@ def commit(
     if not ops:
         return
     preflight(store_dir, ops)
-    deferred = checkpoint.deferring()
-    if deferred:
-        checkpoint.check()
-    single = len(ops) == 1 and not isinstance(ops[0], Move) and not deferred
-    path, staged = _commit_point(journal_dir, store_dir, ops, single, deferred)
+    if checkpoint.deferring():
+        _commit_deferred(journal_dir, store_dir, ops, applied)
+        return
+    single = len(ops) == 1 and not isinstance(ops[0], Move)
+    path, staged = _commit_point(journal_dir, store_dir, ops, single)
     if path is not None:
         faults.crashpoint("txn.journal")
-    _apply_retrying(store_dir, ops, path, staged, sync=not deferred)
+    _apply_retrying(store_dir, ops, path, staged, sync=True)
     if applied is not None:
         applied()
-    if path is not None and deferred:
-        checkpoint.applied(path, store_dir)
-    elif path is not None:
+    if path is not None:
         _drop(path)
+
+
+def _commit_deferred(
+    journal_dir: Path, store_dir: Path, ops: Sequence[Op], applied: Callable[[], object] | None
+) -> None:
+    """A commit whose record goes to the process's segment and whose files are synced
+    later, with a batch (``checkpoint``)."""
+    checkpoint.check()
+    body = _body(store_dir, ops, deferred=True).encode("utf-8")
+    try:
+        _make_journal_dir(journal_dir)
+        segment = checkpoint.append(journal_dir, body, sorted(_unsynced))
+    except OSError as exc:
+        raise _failed(
+            f"cannot write the journal: {_reason(exc)}; {NOTHING_CHANGED}", journal_dir
+        ) from exc
+    _unsynced.clear()
+    faults.crashpoint("txn.journal")
+    _apply_retrying(store_dir, ops, segment, {}, sync=False)
+    if applied is not None:
+        applied()
+    checkpoint.mark(journal_dir, store_dir)
+
+
+def _make_journal_dir(journal_dir: Path) -> None:
+    if not journal_dir.is_dir():
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        _unsynced.add(journal_dir.parent)  # its new entry is synced with the first round
+
+
+def _body(store_dir: Path, ops: Sequence[Op], *, deferred: bool = False) -> str:
+    """A journal's text: its store and operations; a deferred one (a segment's record)
+    also its time, for the order of records of several segments, and its boot."""
+    head: dict[str, object] = {"version": 1}
+    if deferred:
+        head.update(seq=time.time_ns(), deferred=checkpoint.boot())
+    return json.dumps({**head, "store": str(store_dir), "ops": [_encode(op) for op in ops]})
 
 
 def _drop(path: Path) -> None:
@@ -402,20 +438,18 @@ atexit.register(flush)
 
 
 def _commit_point(
-    journal_dir: Path, store_dir: Path, ops: Sequence[Op], single: bool, deferred: bool = False
+    journal_dir: Path, store_dir: Path, ops: Sequence[Op], single: bool
 ) -> tuple[Path | None, Staged]:
-    """Write the journal (none for a single write) and the first writes' temp files (not
-    when ``deferred``: the journal alone), and sync them together with the journal
-    directory: once this returns, the change is committed. Any failure here changes
-    nothing: what was written is removed."""
+    """Write the journal (none for a single write) and the first writes' temp files, and
+    sync them together with the journal directory: once this returns, the change is
+    committed. Any failure here changes nothing: what was written is removed."""
     path: Path | None = None
     fd: int | None = None
     staged: Staged = {}
     try:
         if not single:
-            path, fd = _open_journal(journal_dir, store_dir, ops, deferred)
-        if not deferred:
-            staged = stage_first(store_dir, ops)
+            path, fd = _open_journal(journal_dir, store_dir, ops)
+        staged = stage_first(store_dir, ops)
         fds = [f for f, _tmp in staged.values()] + ([] if fd is None else [fd])
         dirs = sorted({journal_dir, *_unsynced})
         fsio.sync_all_staged(fds, [d for d in dirs if d.is_dir()])  # nothing renamed yet
@@ -435,20 +469,13 @@ def _commit_point(
     return path, staged
 
 
-def _open_journal(
-    journal_dir: Path, store_dir: Path, ops: Sequence[Op], deferred: bool = False
-) -> tuple[Path, int]:
+def _open_journal(journal_dir: Path, store_dir: Path, ops: Sequence[Op]) -> tuple[Path, int]:
     """Create and write the journal under its final name, not yet synced. Only the lock
     holder writes journals, and a journal cut short (a crash before the commit point's
-    sync) does not parse: ``roll_forward`` drops it. A deferred one names its boot."""
+    sync) does not parse: ``roll_forward`` drops it."""
     path = journal_dir / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
-    head: dict[str, object] = {"version": 1, "store": str(store_dir)}
-    if deferred:
-        head["deferred"] = checkpoint.boot()
-    body = json.dumps({**head, "ops": [_encode(op) for op in ops]})
-    if not journal_dir.is_dir():
-        journal_dir.mkdir(parents=True, exist_ok=True)
-        _unsynced.add(journal_dir.parent)  # its new entry is synced with the first round
+    body = _body(store_dir, ops)
+    _make_journal_dir(journal_dir)
     faults.io("write")
     fd = fsio.create_new(path, 0o644)
     fsio.fill(fd, str(path), body.encode("utf-8"))
@@ -523,34 +550,49 @@ def _remove_journal(path: Path) -> None:
         fsio.fsync_dir(path.parent)
 
 
-def needs_replay(name: str) -> bool:
-    """A journal file to roll forward: one not known applied, or applied in an earlier
-    boot (its files may be lost: ``checkpoint``)."""
-    if name.endswith(".json"):
-        return True
-    return name.endswith(checkpoint.APPLIED) and not name.endswith(checkpoint.this_boot())
-
-
 def pending(journal_dir: Path) -> list[Path]:
-    """Journals to roll forward, oldest first. (Every lock holder asks, and an engine's
-    directory holds up to a batch of applied journals: names are tested as strings.)"""
+    """Journals to roll forward, oldest first: every ``*.json``, and every segment that
+    is not in effect (``checkpoint``: of an earlier boot, or with a record cut short)."""
     try:
         names = os.listdir(journal_dir)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    return [journal_dir / n for n in sorted(names) if needs_replay(n)]
+    paths = [journal_dir / n for n in sorted(names) if n.endswith((".json", checkpoint.SEGMENT))]
+    return [p for p in paths if p.suffix == ".json" or not checkpoint.in_effect(p)]
 
 
-def _read(path: Path) -> tuple[Path, list[Op], bool] | None:
-    """The journal's store and operations, and whether it is a deferred journal of an
-    earlier boot; None when it is unreadable (never complete)."""
+Body = dict[str, Any]
+
+
+def _read(path: Path) -> Body | None:
+    """A journal file's body; None when it is unreadable (never complete)."""
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        ops = [_decode(op) for op in body["ops"]]
-        lost = body.get("deferred") not in (None, checkpoint.boot())
-        return Path(str(body.get("store", ""))), ops, lost
+        _ops(body)
     except (OSError, ValueError, KeyError, TypeError, binascii.Error):
         return None
+    return body if isinstance(body, dict) else None
+
+
+def _ops(body: Body) -> list[Op]:
+    return [_decode(op) for op in body["ops"]]
+
+
+def _replay(body: Body, where: Path) -> None:
+    """Apply a journal's operations again (a deferred one of an earlier boot: rebased)."""
+    store = Path(str(body.get("store", "")))
+    if not store.is_dir():
+        return  # its store is gone: nothing to complete
+    lost = body.get("deferred") not in (None, checkpoint.boot())
+    try:
+        apply_ops(store, _ops(body), crash_prefix="roll", rebase=lost)
+    except OSError as exc:
+        raise StoreIOError(
+            f"cannot complete an interrupted change: {_reason(exc)}",
+            where=str(where),
+            hint="fix the disk problem (space, permissions) and retry",
+            code=exc.errno,
+        ) from exc
 
 
 def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
@@ -559,29 +601,29 @@ def roll_forward(journal_dir: Path, store_dirs: Iterable[Path] = ()) -> int:
     Journals live in the common dir and may belong to another worktree's store; each
     names its store. A journal whose store no longer exists is dropped. A journal that
     cannot be completed stops here with an error: nothing newer may be written over it.
-    Outside a deferred block, another process's applied journals are then settled
+    Outside a deferred block, engines' journal segments in effect are then settled
     (``checkpoint``): nothing this process writes can be replayed over later.
     """
     done = 0
+    items: list[tuple[int, Path, Body | None]] = []  # (time, file, a segment's record)
+    segments: list[Path] = []
     for path in pending(journal_dir):
-        found = _read(path)
-        if found is None:
-            # An unreadable journal was cut short before its commit point: nothing ran.
-            _remove_journal(path)
+        if path.suffix == ".json":
+            items.append((int(path.name.split("-")[0] or 0), path, None))
             continue
-        store, ops, lost = found
-        if store.is_dir():
-            try:
-                apply_ops(store, ops, crash_prefix="roll", rebase=lost)
-            except OSError as exc:
-                raise StoreIOError(
-                    f"cannot complete an interrupted change: {_reason(exc)}",
-                    where=str(path),
-                    hint="fix the disk problem (space, permissions) and retry",
-                    code=exc.errno,
-                ) from exc
-        _remove_journal(path)
-        done += 1
+        segments.append(path)
+        lost = not path.name.endswith(checkpoint.this_boot())
+        items += [(r.seq, path, r.body) for r in checkpoint.records(path) if lost or not r.applied]
+    for _seq, path, record in sorted(items, key=lambda item: item[0]):
+        body = record if record is not None else _read(path)
+        if body is not None:  # an unreadable journal was cut short before its commit point
+            _replay(body, path)
+            done += 1
+        if record is None:
+            _remove_journal(path)
+    if segments:  # their applied records are in effect: synced before they go
+        checkpoint.sync_for(journal_dir, segments, store_dirs)
+        checkpoint.retire(segments)
     if not checkpoint.deferring():
         checkpoint.settle(journal_dir, store_dirs)
     return done

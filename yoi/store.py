@@ -155,11 +155,11 @@ class Store:
 
     def journal_pending(self) -> bool:
         """True when an interrupted multi-file change waits for the next writer to
-        complete it (``journal.roll_forward``), or a stopped engine's applied journals
-        wait to be synced (``checkpoint``); read without the lock."""
+        complete it (``journal.roll_forward``), or an engine's journal segment waits to
+        be synced (``checkpoint``); read without the lock."""
         try:
             with os.scandir(self.runtime_dir / "journal") as entries:
-                return any(e.name.endswith((".json", ".applied")) for e in entries)
+                return any(e.name.endswith((".json", ".seg")) for e in entries)
         except (FileNotFoundError, NotADirectoryError):
             return False
 
