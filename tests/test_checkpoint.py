@@ -51,13 +51,8 @@ def journal_files(jdir: Path) -> list[str]:
     return sorted(p.name for p in jdir.iterdir()) if jdir.is_dir() else []
 
 
-def test_a_deferred_commit_syncs_its_journal_alone_and_settles_at_the_end(
-    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store, jdir = dirs
-    warm = [journal.Write("warm", b"up"), journal.Write("warm2", b"up")]
-    journal.commit(jdir, store, warm)  # the journal directory is made and synced
-    journal.flush()
+def synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The path of everything ``os.fsync`` syncs from now on, in order."""
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -66,6 +61,17 @@ def test_a_deferred_commit_syncs_its_journal_alone_and_settles_at_the_end(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
+def test_a_deferred_commit_syncs_its_journal_alone_and_settles_at_the_end(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, jdir = dirs
+    warm = [journal.Write("warm", b"up"), journal.Write("warm2", b"up")]
+    journal.commit(jdir, store, warm)  # the journal directory is made and synced
+    journal.flush()
+    synced = synced_paths(monkeypatch)
     settled: list[list[str]] = []
     real_syncfs = checkpoint.syncfs
 
@@ -143,6 +149,20 @@ def test_a_failed_sync_keeps_the_segment_until_a_sync_succeeds(
     assert journal_files(jdir) == []
 
 
+def _segment_fd(path: Path) -> int:
+    """The descriptor this process holds the segment ``path`` open with."""
+    return next(
+        int(fd) for fd in os.listdir("/proc/self/fd") if _link(f"/proc/self/fd/{fd}") == str(path)
+    )
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
 def test_a_failed_commit_point_leaves_no_record(
     dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,13 +172,8 @@ def test_a_failed_commit_point_leaves_no_record(
     with checkpoint.deferred():
         journal.commit(jdir, store, [journal.Write("a", b"1"), journal.Write("b", b"1")])
         (segment,) = journal_files(jdir)
-        counted_fsyncs(monkeypatch, failing=-1)
         real = os.fsync
-
-        def failing(fd: int) -> None:
-            raise OSError(errno.EIO, "injected EIO")
-
-        monkeypatch.setattr(os, "fsync", failing)
+        counted_fsyncs(monkeypatch, failing=_segment_fd(jdir / segment))
         with pytest.raises(StoreIOError) as info:
             journal.commit(jdir, store, [journal.Write("a", b"2")])
         assert "nothing was changed" in info.value.message
@@ -302,14 +317,7 @@ def test_an_engine_run_syncs_twice_a_ticket(repo: Path, monkeypatch: pytest.Monk
     engine.run(Store.discover(repo))  # warm: the first run's one-time writes
     for n in range(3, 8):
         queue_with_patch(store, repo, f"Note {n}")
-    synced: list[str] = []
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
+    synced = synced_paths(monkeypatch)
     out = engine.run(Store.discover(repo))
     assert sum(t["outcome"] == "processed" for t in out.data["ticks"]) == 5
     assert sum(name.endswith(checkpoint.SEGMENT) for name in synced) == 5 * 2, synced
