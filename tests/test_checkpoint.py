@@ -323,3 +323,26 @@ def test_an_engine_run_syncs_twice_a_ticket(repo: Path, monkeypatch: pytest.Monk
     assert sum(name.endswith(checkpoint.SEGMENT) for name in synced) == 5 * 2, synced
     assert len(synced) <= 5 * 2 + 3, synced  # directories: a new segment's, its removal's
     assert journal_files(store.runtime_dir / "journal") == []
+
+
+def test_a_mark_that_cannot_be_written_settles_the_batch_at_once(
+    dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unmarked, the record would be replayed by the next lock holder although the
+    process ended well: the batch is synced and its segment removed instead."""
+    store, jdir = dirs
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if bytes(data) == checkpoint.MARK:
+            raise OSError(errno.EIO, "injected EIO")
+        return real_write(fd, data)
+
+    with checkpoint.deferred():
+        journal.commit(jdir, store, [journal.Write("a", b"1"), journal.Write("b", b"1")])
+        monkeypatch.setattr(os, "write", write)
+        journal.commit(jdir, store, moving_ops())
+        assert journal_files(jdir) == []
+        monkeypatch.undo()
+    assert (store / "done" / "t" / "old.txt").read_text() == "new\n"
+    assert journal.pending(jdir) == []

@@ -215,16 +215,19 @@ def append(journal_dir: Path, body: bytes, synced: Iterable[Path]) -> Path:
 
 def mark(journal_dir: Path, store_dir: Path) -> None:
     """The last record of the segment is applied; the batch is settled once it has
-    ``BATCH`` commits or its oldest is ``MAX_AGE_S`` old. Unmarked (a failed write), the
-    record is replayed by the next lock holder: the same files again."""
+    ``BATCH`` commits or its oldest is ``MAX_AGE_S`` old. If the mark cannot be written
+    (tried twice), the batch is synced and its segment removed now; if even that fails,
+    the unmarked record is replayed by the next lock holder: the same files again."""
     with _STATE.lock:
         kept = _STATE.open.get(journal_dir)
         if kept is None:
             return
-        with contextlib.suppress(OSError):
-            faults.io("write")
-            os.write(kept[1], MARK)
         _STATE.stores.setdefault(journal_dir, set()).add(store_dir)
+        if not _write_mark(kept[1]):
+            with contextlib.suppress(OSError):
+                sync_for(journal_dir, [kept[0]], _STATE.stores.pop(journal_dir, ()))
+                retire([kept[0]])
+            return
         _STATE.count += 1
         now = time.monotonic()
         if _STATE.count == 1:
@@ -232,6 +235,17 @@ def mark(journal_dir: Path, store_dir: Path) -> None:
         if _STATE.count >= BATCH or now - _STATE.since >= MAX_AGE_S:
             _settle_all()
         _start_timer()
+
+
+def _write_mark(fd: int) -> bool:
+    for _attempt in range(2):
+        try:
+            faults.io("write")
+            os.write(fd, MARK)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _segment(journal_dir: Path) -> tuple[Path, int, bool]:
