@@ -203,9 +203,7 @@ def append(journal_dir: Path, body: bytes, synced: Iterable[Path]) -> Path:
         size = os.fstat(fd).st_size
         try:
             faults.io("write")
-            view = memoryview(body + b"\n")
-            while view:
-                view = view[os.write(fd, view) :]
+            fsio.write_all(fd, body + b"\n")
             fsio.sync_all_staged([fd], [*([journal_dir] if new else []), *synced])
         except OSError:
             _cut(journal_dir, fd, size)

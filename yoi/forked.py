@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from yoi import fsio
+
 T = TypeVar("T")
 
 PARALLEL_MIN = 2000  # items (files to parse) worth a second process: ``min_items`` of callers
@@ -49,7 +51,7 @@ def split_map(fn: Callable[[T], Any], items: Sequence[T], *, min_items: int) -> 
         code = 1
         try:
             os.close(read_fd)
-            _write_all(write_fd, marshal.dumps([fn(x) for x in theirs]))
+            fsio.write_all(write_fd, marshal.dumps([fn(x) for x in theirs]))
             code = 0
         finally:
             os._exit(code)
@@ -74,12 +76,6 @@ def _decode(data: bytes, count: int) -> list[Any] | None:
     except (ValueError, EOFError, TypeError):
         return None
     return values if isinstance(values, list) and len(values) == count else None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _read_all(fd: int) -> bytes:

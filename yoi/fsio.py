@@ -114,9 +114,7 @@ def fill(fd: int, name: str, data: bytes, *, mode: int | None = None) -> None:
     ``mode``); on any failure the file is closed and removed, and the error raised."""
     try:
         faults.io("write")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         if mode is not None:
             os.fchmod(fd, mode)
     except BaseException:
@@ -124,6 +122,13 @@ def fill(fd: int, name: str, data: bytes, *, mode: int | None = None) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(name)
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (a write may take only part)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def sync_staged(fd: int) -> None:
